@@ -1,0 +1,102 @@
+"""Shared fixtures: the corpus, the local database servers and an S3 endpoint.
+
+Outside CI a missing server or corpus skips the tests that need it, with a reason saying how
+to get it. Under ``CI=true`` the same situation is a failure: CI must never go green by
+skipping its integration tests.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT.parent / "shared" / "corpus"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def need(condition: bool, reason: str) -> None:
+    """Skip (outside CI) or fail (under CI=true) when ``condition`` does not hold."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"CI=true and a required resource is missing: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Path:
+    need(
+        (CORPUS / "README.md").is_file(),
+        f"the shared test corpus is not at {CORPUS}; it ships beside the project checkout as ../shared/corpus",
+    )
+    return CORPUS
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> str:
+    """SQLAlchemy URL of the local PostgreSQL server's maintenance database."""
+    need(
+        _port_open(5432),
+        "PostgreSQL is not listening on 127.0.0.1:5432; start it with "
+        "`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`",
+    )
+    return "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+
+@pytest.fixture(scope="session")
+def mariadb_server() -> str:
+    need(
+        _port_open(3306),
+        "MariaDB is not listening on 127.0.0.1:3306; start it with "
+        "`start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd`",
+    )
+    return "mysql+pymysql://root@127.0.0.1:3306/mysql"
+
+
+def _scratch_name(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def pg_database(pg_server):
+    """A fresh, empty PostgreSQL database, dropped afterwards. Yields its URL."""
+    import sqlalchemy as sa
+
+    name = _scratch_name("cr_test")
+    admin = sa.create_engine(pg_server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@pytest.fixture
+def mariadb_database(mariadb_server):
+    """A fresh, empty MariaDB database, dropped afterwards. Yields its URL."""
+    import sqlalchemy as sa
+
+    name = _scratch_name("cr_test")
+    admin = sa.create_engine(mariadb_server)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    try:
+        yield f"mysql+pymysql://root@127.0.0.1:3306/{name}?charset=utf8mb4"
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
+        admin.dispose()
