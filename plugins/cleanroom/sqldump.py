@@ -236,6 +236,13 @@ def _text_plan(column: ms.Column, dialect: str, indexed: bool) -> tuple[str, str
         return "JSON", _TEXT, ""
     if logical == ms.UUID:
         return ("UUID" if dialect == "postgresql" else "CHAR(36)"), _TEXT, ""
+    if logical == ms.DECIMAL:
+        # Extraction carries NUMERIC wider than Arrow's decimal128, or unbounded, as exact text.
+        precision, scale = column.precision, column.scale or 0
+        if dialect == "postgresql":
+            return (f"NUMERIC({precision}, {scale})" if precision else "NUMERIC"), _TEXT, ""
+        if precision and precision <= 65 and scale <= 30:
+            return f"DECIMAL({precision}, {scale})", _TEXT, ""
     note = "" if logical == ms.STRING else f"source type {column.sql_type} ({logical}) kept as text"
     return _string_type(column, dialect, indexed), _TEXT, note
 
@@ -354,13 +361,10 @@ def _unique_sets(table: ms.Table) -> list[tuple[str, ...]]:
     return seen
 
 
-def _indexed_columns(table: ms.Table) -> set[str]:
-    names = set(_primary_key(table))
-    for columns in _unique_sets(table):
-        names.update(columns)
-    for fk in table.foreign_keys:
-        names.update(fk.columns)
-    return names
+def _indexed_columns(table: ms.Table, present: set[str]) -> set[str]:
+    """Columns that will sit in an index once constraints are added (only whole keys count)."""
+    keys = [_primary_key(table), *_unique_sets(table), *(fk.columns for fk in table.foreign_keys)]
+    return {name for key in keys if set(key) <= present for name in key}
 
 
 def _table_plans(table: ms.Table, arrow_schema: pa.Schema, dialect: str) -> list[_ColumnPlan]:
@@ -376,7 +380,7 @@ def _table_plans(table: ms.Table, arrow_schema: pa.Schema, dialect: str) -> list
             f"table {table.name}: the masked data has column(s) {', '.join(unknown)} that the table "
             "description does not list; reflect the source schema again"
         )
-    indexed = _indexed_columns(table)
+    indexed = _indexed_columns(table, set(arrow_schema.names))
     primary = set(_primary_key(table))
     plans = []
     for field in arrow_schema:

@@ -1,0 +1,634 @@
+"""The SQL artifact: type mapping, golden DDL and dumps, escaping, and real restores.
+
+Golden files live in tests/golden/sqldump/. After an intended change, rewrite them with
+``UPDATE_GOLDEN=1 .venv/bin/pytest tests/test_sqldump.py`` and review the diff as SQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import uuid
+from decimal import Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pyarrow as pa
+import pytest
+import sqlalchemy as sa
+
+from cleanroom.sqldump import (
+    DIALECTS,
+    column_type,
+    render_constraints,
+    render_create_table,
+    write_sql_dump,
+)
+from masking.errors import ConfigError, SourceError
+from masking.schema import (
+    BINARY,
+    BOOLEAN,
+    DATE,
+    DECIMAL,
+    FLOAT,
+    INTEGER,
+    JSON,
+    OTHER,
+    STRING,
+    TIME,
+    TIMESTAMP,
+    UUID,
+    Column,
+    ForeignKey,
+    Table,
+)
+
+from .conftest import need
+
+GOLDEN = Path(__file__).parent / "golden" / "sqldump"
+UPDATE_GOLDEN = os.environ.get("UPDATE_GOLDEN") == "1"
+TOKYO = ZoneInfo("Asia/Tokyo")
+
+# --------------------------------------------------------------------------------------------
+# The sample schema: customers <- orders -> payments (payments is not in the artifact)
+# --------------------------------------------------------------------------------------------
+
+CUSTOMERS = Table(
+    name="customers",
+    columns=(
+        Column("id", "INTEGER", INTEGER, nullable=False, primary_key=True),
+        Column("email", "VARCHAR(120)", STRING, nullable=False, max_length=120, unique=True),
+        Column("full_name", "TEXT", STRING),
+        Column("balance", "NUMERIC(12, 2)", DECIMAL, precision=12, scale=2),
+        Column("lifetime", "NUMERIC(38, 10)", DECIMAL, precision=38, scale=10),
+        Column("created_at", "TIMESTAMP WITH TIME ZONE", TIMESTAMP),
+        Column("active", "BOOLEAN", BOOLEAN, nullable=False),
+        Column("avatar", "BYTEA", BINARY),
+        Column("prefs", "JSONB", JSON),
+        Column("ssn", "VARCHAR(11)", STRING, max_length=11, unique=True),  # dropped by masking
+    ),
+    primary_key=("id",),
+    unique_sets=(("full_name", "ssn"),),
+)
+CUSTOMERS_SCHEMA = pa.schema(
+    [
+        ("id", pa.int32()),
+        ("email", pa.string()),
+        ("full_name", pa.string()),
+        ("balance", pa.decimal128(12, 2)),
+        ("lifetime", pa.decimal128(38, 10)),
+        ("created_at", pa.timestamp("us", tz="UTC")),
+        ("active", pa.bool_()),
+        ("avatar", pa.binary()),
+        ("prefs", pa.string()),
+    ]
+)
+
+ORDERS = Table(
+    name="orders",
+    columns=(
+        Column("id", "BIGINT", INTEGER, nullable=False, primary_key=True),
+        Column("customer_id", "INTEGER", INTEGER, nullable=False),
+        Column("payment_id", "INTEGER", INTEGER),
+        Column("amount", "DOUBLE PRECISION", FLOAT),
+        Column("placed_on", "DATE", DATE),
+        Column("placed_at", "TIMESTAMP WITHOUT TIME ZONE", TIMESTAMP),
+        Column("ships_at", "TIME WITHOUT TIME ZONE", TIME),
+        Column("external_id", "UUID", UUID),
+        Column("tags", "TEXT[]", OTHER),
+        Column("client_ip", "INET", OTHER),
+        Column("total", "NUMERIC", DECIMAL),
+    ),
+    primary_key=("id",),
+    foreign_keys=(
+        ForeignKey(("customer_id",), "customers", ("id",)),
+        ForeignKey(("payment_id",), "payments", ("id",)),
+    ),
+)
+ORDERS_SCHEMA = pa.schema(
+    [
+        ("id", pa.int64()),
+        ("customer_id", pa.int32()),
+        ("payment_id", pa.int32()),
+        ("amount", pa.float64()),
+        ("placed_on", pa.date32()),
+        ("placed_at", pa.timestamp("us")),
+        ("ships_at", pa.time64("us")),
+        ("external_id", pa.string()),
+        ("tags", pa.list_(pa.string())),
+        ("client_ip", pa.string()),
+        ("total", pa.string()),
+    ]
+)
+
+TRICKY_TEXT = [
+    "O'Brien",
+    "back\\slash \\N \\. \\x00",
+    "tab\there",
+    "new\nline",
+    "carriage\rreturn\r\n",
+    "山田 太郎 — テスト",
+    "",
+    None,
+    'double "quote"; -- not a comment /* nor this */',
+    "ctrl-z \x1a and emoji 🎉",
+    "\\.",
+]
+
+
+def customers_rows() -> dict[str, list]:
+    n = len(TRICKY_TEXT)
+    return {
+        "id": list(range(1, n + 1)),
+        "email": [f"user{i}@example.test" for i in range(1, n + 1)],
+        "full_name": TRICKY_TEXT,
+        "balance": [Decimal("1234567890.12"), Decimal("-0.01"), Decimal("0.00"), None] + [Decimal("1.50")] * (n - 4),
+        "lifetime": [Decimal("1234567890123456789012345678.0123456789"), Decimal("-0.0000000001"), None]
+        + [Decimal("42.0000000000")] * (n - 3),
+        "created_at": [
+            dt.datetime(2024, 3, 31, 1, 30, 15, 123456, tzinfo=TOKYO),
+            dt.datetime(1999, 12, 31, 23, 59, 59, tzinfo=dt.timezone.utc),
+            None,
+        ]
+        + [dt.datetime(2020, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=-5)))] * (n - 3),
+        "active": [True, False, True, False] + [True] * (n - 4),
+        "avatar": [b"\x00\x01\xff\x00", b"", None, b"'\\\n\t\r"] + [bytes(range(256))] * (n - 4),
+        "prefs": [json.dumps({"lang": "ja", "name": "日本", "q": "it's \"x\"", "bs": "\\"}), None, "[]", "{}"]
+        + ['{"n": 1}'] * (n - 4),
+    }
+
+
+def orders_rows() -> dict[str, list]:
+    return {
+        "id": [10, 11, 12],
+        "customer_id": [1, 1, 2],
+        "payment_id": [7, None, 9],
+        "amount": [0.1, -1e300, None],
+        "placed_on": [dt.date(2024, 2, 29), None, dt.date(1970, 1, 1)],
+        "placed_at": [dt.datetime(2024, 2, 29, 12, 0, 0, 1), None, dt.datetime(1970, 1, 1)],
+        "ships_at": [dt.time(23, 59, 59, 999999), dt.time(0, 0), None],
+        "external_id": ["0b7e6f9a-3c1d-4e5f-8a9b-0c1d2e3f4a5b", None, "00000000-0000-0000-0000-000000000000"],
+        "tags": [["a", "b'c", "日本"], [], None],
+        "client_ip": ["192.0.2.1", None, "2001:db8::1"],
+        "total": ["123456789012345678901234567890123456789012.5", None, "0"],
+    }
+
+
+def batch(schema: pa.Schema, rows: dict[str, list]) -> pa.RecordBatch:
+    return pa.RecordBatch.from_pydict(rows, schema=schema)
+
+
+def batches(schema: pa.Schema, rows: dict[str, list], size: int) -> list[pa.RecordBatch]:
+    return pa.Table.from_batches([batch(schema, rows)]).to_batches(max_chunksize=size)
+
+
+def sample_tables(size: int = 4) -> list[tuple[Table, pa.Schema, list[pa.RecordBatch]]]:
+    # Child table first: constraints come last, so the order must not matter.
+    return [
+        (ORDERS, ORDERS_SCHEMA, batches(ORDERS_SCHEMA, orders_rows(), size)),
+        (CUSTOMERS, CUSTOMERS_SCHEMA, batches(CUSTOMERS_SCHEMA, customers_rows(), size)),
+    ]
+
+
+def render_dump(dialect: str, tables=None, **kwargs) -> str:
+    out = io.BytesIO()
+    write_sql_dump(out, tables if tables is not None else sample_tables(), dialect, **kwargs)
+    return out.getvalue().decode("utf-8")
+
+
+def check_golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if UPDATE_GOLDEN:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(text.encode("utf-8"))
+    need(path.is_file(), f"golden file {path} is missing; create it with UPDATE_GOLDEN=1")
+    assert text == path.read_bytes().decode("utf-8"), f"{name} differs; review, then UPDATE_GOLDEN=1"
+
+
+dialects = pytest.mark.parametrize("dialect", DIALECTS)
+
+# --------------------------------------------------------------------------------------------
+# Type mapping
+# --------------------------------------------------------------------------------------------
+
+TYPE_CASES = [
+    # id, column, arrow type, postgresql, mysql
+    ("int32", Column("c", "INTEGER", INTEGER), pa.int32(), "INTEGER", "INT"),
+    ("int64", Column("c", "BIGINT", INTEGER), pa.int64(), "BIGINT", "BIGINT"),
+    ("int8", Column("c", "TINYINT", INTEGER), pa.int8(), "SMALLINT", "TINYINT"),
+    ("uint32", Column("c", "INT UNSIGNED", INTEGER), pa.uint32(), "BIGINT", "INT UNSIGNED"),
+    ("uint64", Column("c", "BIGINT UNSIGNED", INTEGER), pa.uint64(), "NUMERIC(20)", "BIGINT UNSIGNED"),
+    ("float32", Column("c", "REAL", FLOAT), pa.float32(), "REAL", "FLOAT"),
+    ("float64", Column("c", "DOUBLE", FLOAT), pa.float64(), "DOUBLE PRECISION", "DOUBLE"),
+    ("decimal", Column("c", "NUMERIC(10, 2)", DECIMAL, precision=10, scale=2), pa.decimal128(10, 2),
+     "NUMERIC(10, 2)", "DECIMAL(10, 2)"),
+    ("decimal-wider-than-mysql", Column("c", "NUMERIC(70, 2)", DECIMAL, precision=70, scale=2),
+     pa.decimal256(70, 2), "NUMERIC(70, 2)", "LONGTEXT"),
+    ("unbounded-numeric-as-text", Column("c", "NUMERIC", DECIMAL), pa.string(), "NUMERIC", "LONGTEXT"),
+    ("wide-numeric-as-text", Column("c", "NUMERIC(50, 4)", DECIMAL, precision=50, scale=4), pa.string(),
+     "NUMERIC(50, 4)", "DECIMAL(50, 4)"),
+    ("boolean", Column("c", "BOOLEAN", BOOLEAN), pa.bool_(), "BOOLEAN", "BOOLEAN"),
+    ("varchar", Column("c", "VARCHAR(120)", STRING, max_length=120), pa.string(), "VARCHAR(120)", "VARCHAR(120)"),
+    ("long-varchar", Column("c", "VARCHAR(4000)", STRING, max_length=4000), pa.string(), "VARCHAR(4000)", "TEXT"),
+    ("text", Column("c", "TEXT", STRING), pa.large_string(), "TEXT", "LONGTEXT"),
+    ("text-primary-key", Column("c", "TEXT", STRING, primary_key=True), pa.string(), "TEXT", "VARCHAR(255)"),
+    ("unique-varchar", Column("c", "VARCHAR(500)", STRING, max_length=500, unique=True), pa.string(),
+     "VARCHAR(500)", "VARCHAR(500)"),
+    ("dictionary-string", Column("c", "VARCHAR(5)", STRING, max_length=5), pa.dictionary(pa.int8(), pa.string()),
+     "VARCHAR(5)", "VARCHAR(5)"),
+    ("json", Column("c", "JSON", JSON), pa.string(), "JSON", "JSON"),
+    ("jsonb", Column("c", "JSONB", JSON), pa.string(), "JSONB", "JSON"),
+    ("uuid-text", Column("c", "UUID", UUID), pa.string(), "UUID", "CHAR(36)"),
+    ("uuid-extension", Column("c", "UUID", UUID), pa.uuid(), "UUID", "CHAR(36)"),
+    ("bytea", Column("c", "BYTEA", BINARY), pa.binary(), "BYTEA", "LONGBLOB"),
+    ("varbinary", Column("c", "VARBINARY(16)", BINARY, max_length=16), pa.binary(), "BYTEA", "VARBINARY(16)"),
+    ("fixed-binary", Column("c", "BINARY(8)", BINARY), pa.binary(8), "BYTEA", "BINARY(8)"),
+    ("date", Column("c", "DATE", DATE), pa.date32(), "DATE", "DATE"),
+    ("timestamp", Column("c", "TIMESTAMP", TIMESTAMP), pa.timestamp("us"), "TIMESTAMP WITHOUT TIME ZONE",
+     "DATETIME(6)"),
+    ("timestamp-ms-tz", Column("c", "TIMESTAMPTZ", TIMESTAMP), pa.timestamp("ms", tz="UTC"),
+     "TIMESTAMP(3) WITH TIME ZONE", "DATETIME(3)"),
+    ("timestamp-ns", Column("c", "TIMESTAMP", TIMESTAMP), pa.timestamp("ns"), "TIMESTAMP WITHOUT TIME ZONE",
+     "DATETIME(6)"),
+    ("time", Column("c", "TIME", TIME), pa.time64("us"), "TIME", "TIME(6)"),
+    ("array-as-json", Column("c", "INTEGER[]", OTHER), pa.list_(pa.int32()), "JSONB", "JSON"),
+    ("struct-as-json", Column("c", "composite", OTHER), pa.struct([("a", pa.int8())]), "JSONB", "JSON"),
+    ("inet-as-text", Column("c", "INET", OTHER), pa.string(), "TEXT", "LONGTEXT"),
+    ("sqlite-date-as-text", Column("c", "DATE", DATE), pa.string(), "TEXT", "LONGTEXT"),
+    ("all-null-integer", Column("c", "INTEGER", INTEGER), pa.null(), "BIGINT", "BIGINT"),
+    ("all-null-timestamptz", Column("c", "TIMESTAMP WITH TIME ZONE", TIMESTAMP), pa.null(),
+     "TIMESTAMP WITH TIME ZONE", "DATETIME(6)"),
+]
+
+
+@pytest.mark.parametrize(
+    ("column", "arrow_type", "postgresql", "mysql"),
+    [pytest.param(*case[1:], id=case[0]) for case in TYPE_CASES],
+)
+def test_column_type_when_mapped_then_matches_table(column, arrow_type, postgresql, mysql):
+    assert column_type(column, arrow_type, "postgresql") == postgresql
+    assert column_type(column, arrow_type, "mysql") == mysql
+
+
+@pytest.mark.parametrize(
+    "arrow_type",
+    [pa.duration("s"), pa.month_day_nano_interval()],
+    ids=["duration", "interval"],
+)
+@dialects
+def test_render_create_table_when_type_unsupported_then_source_error_names_column(arrow_type, dialect):
+    table = Table("events", (Column("wait", "INTERVAL", OTHER),))
+    with pytest.raises(SourceError, match=r"events\.wait \(source type INTERVAL\) has Arrow type"):
+        render_create_table(table, pa.schema([("wait", arrow_type)]), dialect)
+
+
+def test_write_sql_dump_when_dialect_unknown_then_config_error():
+    with pytest.raises(ConfigError, match="expected one of postgresql, mysql"):
+        write_sql_dump(io.BytesIO(), [], "oracle")
+
+
+@dialects
+def test_render_create_table_when_data_has_unknown_column_then_source_error(dialect):
+    schema = CUSTOMERS_SCHEMA.append(pa.field("surprise", pa.string()))
+    with pytest.raises(SourceError, match="customers: the masked data has column.*surprise"):
+        render_create_table(CUSTOMERS, schema, dialect)
+
+
+def test_mysql_string_key_columns_fit_innodb_index_limits():
+    table = Table(
+        "t",
+        (Column("code", "TEXT", STRING), Column("parent", "TEXT", STRING), Column("body", "TEXT", STRING)),
+        primary_key=("code",),
+        foreign_keys=(ForeignKey(("parent",), "t", ("code",)),),
+    )
+    schema = pa.schema([("code", pa.string()), ("parent", pa.string()), ("body", pa.string())])
+    ddl = render_create_table(table, schema, "mysql")
+    assert "`code` VARCHAR(255) NOT NULL" in ddl
+    assert "`parent` VARCHAR(255)," in ddl
+    assert "`body` LONGTEXT" in ddl
+
+
+# --------------------------------------------------------------------------------------------
+# Golden files
+# --------------------------------------------------------------------------------------------
+
+
+@dialects
+def test_ddl_when_rendered_then_matches_golden(dialect):
+    pairs = [(CUSTOMERS, CUSTOMERS_SCHEMA), (ORDERS, ORDERS_SCHEMA)]
+    text = "".join(render_create_table(t, s, dialect) + "\n" for t, s in pairs) + render_constraints(pairs, dialect)
+    check_golden(f"ddl.{dialect}.sql", text)
+
+
+def small_tables():
+    customers = {k: v[:4] for k, v in customers_rows().items()}
+    customers["avatar"] = [b"\x00\x01\xff\x00", b"", None, b"'\\\n\t\r"]
+    return [
+        (CUSTOMERS, CUSTOMERS_SCHEMA, [batch(CUSTOMERS_SCHEMA, customers)]),
+        (ORDERS, ORDERS_SCHEMA, [batch(ORDERS_SCHEMA, orders_rows())]),
+    ]
+
+
+@dialects
+def test_small_dump_when_written_then_matches_golden(dialect):
+    text = render_dump(dialect, small_tables(), header="cleanroom test artifact\nsource: golden sample")
+    check_golden(f"dump.{dialect}.sql", text)
+
+
+# --------------------------------------------------------------------------------------------
+# Rendering details
+# --------------------------------------------------------------------------------------------
+
+
+def test_constraints_when_column_or_table_dropped_then_omitted_with_comment():
+    text = render_constraints([(CUSTOMERS, CUSTOMERS_SCHEMA), (ORDERS, ORDERS_SCHEMA)], "postgresql")
+    assert "-- omitted: unique customers(ssn): a column was dropped by masking" in text
+    assert "-- omitted: unique customers(full_name, ssn): a column was dropped by masking" in text
+    assert "-- omitted: foreign key orders(payment_id) -> payments(id): table payments is not in the artifact" in text
+    assert 'FOREIGN KEY ("customer_id") REFERENCES "customers" ("id");' in text
+    assert "ssn" not in "".join(line for line in text.splitlines() if not line.startswith("--"))
+
+
+def test_constraints_when_primary_key_column_dropped_then_foreign_keys_to_it_omitted():
+    schema = CUSTOMERS_SCHEMA.remove(CUSTOMERS_SCHEMA.get_field_index("id"))
+    text = render_constraints([(CUSTOMERS, schema), (ORDERS, ORDERS_SCHEMA)], "mysql")
+    assert "ALTER TABLE `customers` ADD PRIMARY KEY" not in text
+    assert "ALTER TABLE `orders` ADD PRIMARY KEY (`id`);" in text
+    assert "-- omitted: primary key customers(id)" in text
+    assert "-- omitted: foreign key orders(customer_id) -> customers(id): a referenced column was dropped" in text
+    assert "REFERENCES" not in text
+
+
+def test_constraint_names_when_long_then_shortened_deterministically():
+    long = "x" * 70
+    table = Table(long, (Column("a" * 40, "INT", INTEGER, unique=True),))
+    text = render_constraints([(table, pa.schema([("a" * 40, pa.int32())]))], "postgresql")
+    name = re.search(r'ADD CONSTRAINT "([^"]+)" UNIQUE', text).group(1)
+    assert len(name.encode()) <= 63 and name.endswith("_key")
+    assert text == render_constraints([(table, pa.schema([("a" * 40, pa.int32())]))], "postgresql")
+
+
+def test_postgres_copy_when_values_tricky_then_escaped_per_text_format():
+    table = Table("t", (Column("s", "TEXT", STRING), Column("b", "BYTEA", BINARY), Column("f", "FLOAT8", FLOAT)))
+    schema = pa.schema([("s", pa.string()), ("b", pa.binary()), ("f", pa.float64())])
+    data = batch(schema, {
+        "s": ["a\\b\tc\nd\re", "", None],
+        "b": [b"\x00\xff", b"", None],
+        "f": [float("nan"), float("-inf"), 0.1],
+    })
+    text = render_dump("postgresql", [(table, schema, [data])])
+    body = text.split('FROM stdin;\n', 1)[1].split("\\.\n", 1)[0]
+    assert body.splitlines() == [
+        "a\\\\b\\tc\\nd\\re\t\\\\x00ff\tNaN",
+        "\t\\\\x\t-Infinity",
+        "\\N\t\\N\t0.1",
+    ]
+
+
+def test_mysql_insert_when_values_tricky_then_escaped_literals():
+    table = Table("t", (Column("s", "TEXT", STRING), Column("b", "BLOB", BINARY)))
+    schema = pa.schema([("s", pa.string()), ("b", pa.binary())])
+    data = batch(schema, {"s": ["it's a\\b\0c\nd\re\x1a", ""], "b": [b"\x00'", b""]})
+    text = render_dump("mysql", [(table, schema, [data])])
+    assert "('it\\'s a\\\\b\\0c\\nd\\re\\Z',X'0027'),\n('',X'');" in text
+
+
+def test_mysql_inserts_when_many_rows_then_statements_stay_under_the_bound():
+    table = Table("t", (Column("id", "INT", INTEGER), Column("s", "TEXT", STRING)))
+    schema = pa.schema([("id", pa.int64()), ("s", pa.string())])
+    data = batch(schema, {"id": list(range(500)), "s": ["ü" * 20] * 500})
+    out = io.BytesIO()
+    counts = write_sql_dump(out, [(table, schema, [data])], "mysql", max_statement_bytes=2_000)
+    statements = [s for s in out.getvalue().split(b";\n") if s.lstrip().startswith(b"INSERT")]
+    assert counts == {"t": 500}
+    assert len(statements) > 5
+    assert all(len(s) + 2 <= 2_000 for s in statements)
+    assert sum(s.count(b"\n(") for s in statements) == 500
+
+
+def test_mysql_dump_when_float_is_nan_then_source_error_names_column():
+    table = Table("t", (Column("f", "DOUBLE", FLOAT),))
+    schema = pa.schema([("f", pa.float64())])
+    with pytest.raises(SourceError, match=r"t\.f holds NaN or an infinity"):
+        render_dump("mysql", [(table, schema, [batch(schema, {"f": [float("nan")]})])])
+
+
+def test_postgres_dump_when_text_has_nul_then_source_error_without_the_value():
+    table = Table("t", (Column("s", "TEXT", STRING),))
+    schema = pa.schema([("s", pa.string())])
+    with pytest.raises(SourceError, match=r"t\.s holds a text value with a NUL") as info:
+        render_dump("postgresql", [(table, schema, [batch(schema, {"s": ["secret\0value"]})])])
+    assert "secret" not in str(info.value)
+
+
+@dialects
+def test_write_sql_dump_when_batches_streamed_then_each_written_before_next_is_read(dialect):
+    table = Table("t", (Column("id", "INT", INTEGER),))
+    schema = pa.schema([("id", pa.int64())])
+    out = io.BytesIO()
+    seen = []
+
+    def produce():
+        for start in range(0, 30, 10):
+            seen.append(out.getvalue().count(b"\n") if dialect == "postgresql" else out.getvalue().count(b"("))
+            yield batch(schema, {"id": list(range(start, start + 10))})
+
+    counts = write_sql_dump(out, [(table, schema, produce())], dialect, max_statement_bytes=50)
+    assert counts == {"t": 30}
+    assert seen[1] > seen[0] and seen[2] > seen[1]
+
+
+@dialects
+def test_write_sql_dump_when_type_unsupported_then_nothing_written(dialect):
+    table = Table("t", (Column("d", "INTERVAL", OTHER),))
+    schema = pa.schema([("d", pa.duration("s"))])
+    out = io.BytesIO()
+    with pytest.raises(SourceError):
+        write_sql_dump(out, [(table, schema, [])], dialect)
+    assert out.getvalue() == b""
+
+
+# --------------------------------------------------------------------------------------------
+# Real restores
+# --------------------------------------------------------------------------------------------
+
+
+def restore_postgres(url: str, path: Path) -> None:
+    need(shutil.which("psql") is not None, "the psql client is not installed")
+    name = sa.make_url(url).database
+    result = subprocess.run(
+        ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", "5432", "-U", "postgres",
+         "-d", name, "-f", str(path)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def restore_mysql(url: str, path: Path) -> None:
+    client = shutil.which("mariadb") or shutil.which("mysql")
+    need(client is not None, "neither the mariadb nor the mysql client is installed")
+    name = sa.make_url(url).database
+    with path.open("rb") as stdin:
+        result = subprocess.run(
+            [client, "--protocol=TCP", "-h", "127.0.0.1", "-P", "3306", "-u", "root", f"--database={name}"],
+            stdin=stdin, capture_output=True, timeout=120, check=False,
+        )
+    assert result.returncode == 0, result.stderr.decode()
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("postgresql", marks=pytest.mark.postgres, id="postgresql"),
+        pytest.param("mysql", marks=pytest.mark.mariadb, id="mysql"),
+    ]
+)
+def target(request, tmp_path):
+    """(dialect, database URL, restore function) for a fresh empty database of that dialect."""
+    dialect = request.param
+    if dialect == "postgresql":
+        url = request.getfixturevalue("pg_database")
+        restore = restore_postgres
+    else:
+        url = request.getfixturevalue("mariadb_database")
+        restore = restore_mysql
+    engine = sa.create_engine(url)
+    yield dialect, engine, lambda text: _restore_text(restore, url, tmp_path, text)
+    engine.dispose()
+
+
+def _restore_text(restore, url: str, tmp_path: Path, text: str) -> None:
+    path = tmp_path / "dump.sql"
+    path.write_text(text, encoding="utf-8", newline="")
+    restore(url, path)
+
+
+def canonical(value, dialect: str, kind: str):
+    """Bring a value read back through SQLAlchemy to the form it had in Arrow."""
+    if value is None:
+        return None
+    if kind == "json":
+        return json.loads(value) if isinstance(value, str) else value
+    if kind == "bool":
+        return bool(value)
+    if kind == "timestamptz":
+        return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value
+    if kind == "uuid":
+        return str(value)
+    if kind == "time" and isinstance(value, dt.timedelta):
+        return (dt.datetime.min + value).time()
+    if kind == "bytes":
+        return bytes(value)
+    return value
+
+
+CUSTOMER_KINDS = {"active": "bool", "created_at": "timestamptz", "prefs": "json", "avatar": "bytes"}
+ORDER_KINDS = {"ships_at": "time", "external_id": "uuid", "tags": "json"}
+
+
+def read_back(engine, table: str, kinds: dict[str, str], dialect: str) -> list[dict]:
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(f"SELECT * FROM {table} ORDER BY id")).mappings().all()
+    return [{k: canonical(v, dialect, kinds.get(k, "")) for k, v in row.items()} for row in rows]
+
+
+def expected(rows: dict[str, list], kinds: dict[str, str]) -> list[dict]:
+    out = []
+    for values in zip(*rows.values()):
+        record = dict(zip(rows.keys(), values))
+        for key, kind in kinds.items():
+            if kind == "json" and isinstance(record[key], str):
+                record[key] = json.loads(record[key])
+        out.append(record)
+    return out
+
+
+def test_restore_when_dump_loaded_then_values_counts_and_constraints_match(target):
+    dialect, engine, restore = target
+    tables = sample_tables(size=3)
+    out = io.BytesIO()
+    counts = write_sql_dump(out, tables, dialect, header="restore test", max_statement_bytes=4_000)
+    restore(out.getvalue().decode())
+
+    assert counts == {"orders": 3, "customers": len(TRICKY_TEXT)}
+    customers = read_back(engine, "customers", CUSTOMER_KINDS, dialect)
+    orders = read_back(engine, "orders", ORDER_KINDS, dialect)
+    want_orders = expected(orders_rows(), ORDER_KINDS)
+    if dialect == "postgresql":  # MySQL keeps an unbounded NUMERIC as text: no DECIMAL is wide enough
+        for row in want_orders:
+            row["total"] = None if row["total"] is None else Decimal(row["total"])
+    assert customers == expected(customers_rows(), CUSTOMER_KINDS)
+    assert orders == want_orders
+
+    inspector = sa.inspect(engine)
+    assert inspector.get_pk_constraint("customers")["constrained_columns"] == ["id"]
+    assert inspector.get_pk_constraint("orders")["constrained_columns"] == ["id"]
+    fks = inspector.get_foreign_keys("orders")
+    assert [(fk["constrained_columns"], fk["referred_table"], fk["referred_columns"]) for fk in fks] == [
+        (["customer_id"], "customers", ["id"])
+    ]
+    uniques = [u["column_names"] for u in inspector.get_unique_constraints("customers")]
+    assert ["email"] in uniques
+
+
+def test_restore_when_constraint_violated_then_restore_fails(target):
+    dialect, engine, restore = target
+    rows = {k: v[:2] for k, v in customers_rows().items()}
+    rows["email"] = ["same@example.test", "same@example.test"]
+    text = render_dump(dialect, [(CUSTOMERS, CUSTOMERS_SCHEMA, [batch(CUSTOMERS_SCHEMA, rows)])])
+    with pytest.raises(AssertionError, match="(?i)duplicate"):
+        restore(text)
+
+
+def test_restore_when_special_values_then_round_trip_exactly(target):
+    dialect, engine, restore = target
+    table = Table(
+        "special",
+        (
+            Column("id", "INTEGER", INTEGER, nullable=False, primary_key=True),
+            Column("f", "DOUBLE PRECISION", FLOAT),
+            Column("s", "TEXT", STRING),
+            Column("nothing", "INTEGER", INTEGER),
+            Column("big", "NUMERIC(38, 0)", DECIMAL, precision=38, scale=0),
+            Column("u", "UUID", UUID),
+        ),
+        primary_key=("id",),
+    )
+    schema = pa.schema([
+        ("id", pa.int32()), ("f", pa.float64()), ("s", pa.string()), ("nothing", pa.null()),
+        ("big", pa.decimal128(38, 0)), ("u", pa.uuid()),
+    ])
+    floats = [1 / 3, 1e-310, -0.0, 2.0**53 + 1, 1.7976931348623157e308]
+    strings = ["x" * 70_000, "\\" * 5, "\\.", "日本語", ""]
+    if dialect == "postgresql":
+        floats += [float("nan"), float("inf"), float("-inf")]
+    else:
+        strings[-1] = "nul\0inside"
+    n = len(floats)
+    strings = (strings * 2)[:n]
+    uuids = [uuid.UUID(int=i * 2**64 + 1) for i in range(n)]
+    data = pa.RecordBatch.from_arrays(
+        [
+            pa.array(range(n), pa.int32()), pa.array(floats), pa.array(strings), pa.nulls(n),
+            pa.array([Decimal(10**37 + i) * (-1) ** i for i in range(n)], pa.decimal128(38, 0)),
+            pa.array([u.bytes for u in uuids], pa.uuid()),
+        ],
+        schema=schema,
+    )
+    restore(render_dump(dialect, [(table, schema, [data])], max_statement_bytes=50_000))
+
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT f, s, nothing, big, u FROM special ORDER BY id")).all()
+    got_floats = [r[0] for r in rows]
+    if dialect == "postgresql":
+        assert [repr(f) for f in got_floats] == [repr(f) for f in floats]
+    else:  # MariaDB reads -0.0 back as 0.0; every other value is bit-exact
+        assert got_floats == floats
+    assert [r[1] for r in rows] == strings
+    assert [r[2] for r in rows] == [None] * n
+    assert [r[3] for r in rows] == [Decimal(10**37 + i) * (-1) ** i for i in range(n)]
+    assert [str(r[4]) for r in rows] == [str(u) for u in uuids]
