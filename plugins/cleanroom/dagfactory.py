@@ -1,0 +1,134 @@
+"""Build one refresh DAG per configured source.
+
+The DAG file in ``dags/`` only calls :func:`dags_from_config`. Task bodies live in
+:mod:`cleanroom.pipeline`; here they are wired: plan, extract-and-mask per table (dynamic
+task mapping), validate, write the SQL artifact, publish, and a clean-up that runs only when
+something failed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import logging
+from typing import Any
+
+from airflow.sdk import DAG, Asset, TriggerRule, task
+from airflow.sdk.exceptions import AirflowFailException
+
+from cleanroom.config import SourceConfig, load_config
+from masking.errors import CleanroomError, SourceError
+
+log = logging.getLogger(__name__)
+
+DOC = """
+### cleanroom refresh: `{name}`
+
+Copies source **{name}** into the sandbox bucket `{bucket}` with personal data masked
+under `{policy}`.
+
+1. **plan**: reflect the source schema, check the masking policy covers every table and
+   column (fails closed on drift), pick a version id.
+2. **extract_mask**: one mapped task per table; rows stream in batches of {batch_rows}, are
+   masked, and land as Parquet under the version prefix (not visible to readers yet).
+3. **validate**: Great Expectations re-reads the Parquet; any surviving personal value or
+   secret fails the run and removes the staged files.
+4. **write_sql**: a PostgreSQL-dialect SQL artifact, restorable with `psql`.
+5. **publish**: manifest, then `LATEST`, then retention (keeps {retain} versions).
+
+Trigger with conf `{{}}`; no parameters are needed.
+"""
+
+
+def fail_fast(func):
+    """Turn cleanroom's own errors into AirflowFailException: retrying cannot fix a bad policy.
+
+    Errors from the source connection stay retryable.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except SourceError:
+            raise
+        except CleanroomError as exc:
+            log.error("%s", exc)
+            raise AirflowFailException(str(exc)) from exc
+
+    return wrapper
+
+
+def asset_for(source: SourceConfig) -> Asset:
+    """The asset a successful publish updates; schedule downstream DAGs on it."""
+    return Asset(name=f"cleanroom_{source.name}", uri=f"{source.bucket}/{source.name}/")
+
+
+def _pipeline():
+    # Imported when a task runs, not when the DAG file is parsed: it pulls in pyarrow and numpy.
+    from cleanroom import pipeline
+
+    return pipeline
+
+
+def build_dag(source: SourceConfig) -> DAG:
+    default_args: dict[str, Any] = {"retries": 2, "retry_delay": dt.timedelta(minutes=2), "owner": "data-platform"}
+    with DAG(
+        dag_id=source.dag_id,
+        description=source.description or f"Sanitized snapshot of {source.name} into the sandbox bucket",
+        schedule=source.schedule,
+        start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
+        catchup=False,
+        max_active_runs=1,
+        default_args=default_args,
+        tags=["cleanroom", "sanitized-snapshot", f"source:{source.name}"],
+        doc_md=DOC.format(name=source.name, bucket=source.bucket, policy=source.policy.name, batch_rows=source.batch_rows, retain=source.retain),
+    ) as dag:
+
+        @task(task_id="plan")
+        @fail_fast
+        def plan_task() -> dict[str, Any]:
+            from airflow.sdk import get_current_context
+
+            return _pipeline().plan(source, get_current_context()["run_id"])
+
+        @task(task_id="jobs")
+        def jobs_task(plan_: dict[str, Any]) -> list[dict[str, Any]]:
+            return plan_["jobs"]
+
+        @task(task_id="extract_mask", map_index_template="{{ task.op_kwargs['job']['table'] }}", max_active_tis_per_dagrun=4)
+        @fail_fast
+        def extract_task(plan_: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
+            return _pipeline().extract_table(source, plan_, job)
+
+        @task(task_id="validate", retries=0)
+        @fail_fast
+        def validate_task(plan_: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, Any]:
+            return _pipeline().validate(source, plan_, list(results))
+
+        @task(task_id="write_sql")
+        @fail_fast
+        def sql_task(plan_: dict[str, Any], results: list[dict[str, Any]], validation: dict[str, Any]) -> dict[str, Any]:
+            return _pipeline().write_sql(source, plan_, list(results))
+
+        @task(task_id="publish", outlets=[asset_for(source)], retries=0)
+        @fail_fast
+        def publish_task(plan_, results, validation, sql) -> dict[str, Any]:
+            return _pipeline().publish(source, plan_, list(results), validation, sql)
+
+        @task(task_id="discard_on_failure", trigger_rule=TriggerRule.ONE_FAILED, retries=0)
+        def discard_task(plan_: dict[str, Any]) -> int:
+            return _pipeline().discard(source, plan_["version"])
+
+        plan_ = plan_task()
+        results = extract_task.partial(plan_=plan_).expand(job=jobs_task(plan_))
+        validation = validate_task(plan_, results)
+        sql = sql_task(plan_, results, validation)
+        published = publish_task(plan_, results, validation, sql)
+        discard_task(plan_).set_upstream([results, validation, sql, published])
+    return dag
+
+
+def dags_from_config(path: str | None = None) -> dict[str, DAG]:
+    """Return ``{dag_id: DAG}`` for every source in the config file."""
+    return {source.dag_id: build_dag(source) for source in load_config(path).values()}

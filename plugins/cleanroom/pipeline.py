@@ -1,0 +1,459 @@
+"""The steps of one refresh: plan, extract and mask, validate, write SQL, publish.
+
+Each step is a plain function of a :class:`SourceConfig` and JSON-able inputs, so the DAG
+tasks stay thin and the steps can be tested without a scheduler. What crosses XCom holds
+table names, counts, object keys and checksums: never a value, never the key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cleanroom import snapshot
+from cleanroom.bucket import Bucket, HashingWriter
+from cleanroom.config import SourceConfig
+from masking import policy as P
+from masking import schema as S
+from masking.errors import KeyMissingError, PolicyError, ValidationFailed
+from masking.keys import MaskingKey
+
+log = logging.getLogger(__name__)
+MIN_SET_FINGERPRINT_CHARS = 4
+
+
+# --- shared helpers --------------------------------------------------------------------------
+
+
+def load_key(source: SourceConfig) -> MaskingKey:
+    """Read the masking key from the source's Airflow connection or variable.
+
+    Refuses to go on without one, except for a source marked ``demo_key: true``.
+    """
+    if source.demo_key:
+        log.warning(
+            "SOURCE %s USES THE PUBLIC DEMO MASKING KEY: its fakes are reproducible by anyone. "
+            "Never use demo_key with real data.", source.name,
+        )
+        return MaskingKey.demo()
+    secret = _key_from_connection(source.key_conn_id) or _key_from_variable(source.key_variable)
+    if not secret:
+        raise KeyMissingError(
+            f"no masking key for source {source.name!r}: set the password of Airflow connection "
+            f"{source.key_conn_id!r} or the Airflow variable {source.key_variable!r} to a random secret "
+            "(e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`)"
+        )
+    from airflow.sdk.log import mask_secret
+
+    mask_secret(secret)
+    return MaskingKey(secret)
+
+
+def _key_from_connection(conn_id: str) -> str | None:
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowRuntimeError
+
+    try:
+        return BaseHook.get_connection(conn_id).password or None
+    except (AirflowRuntimeError, LookupError, KeyError) as exc:
+        log.debug("no key connection %s: %s", conn_id, type(exc).__name__)
+        return None
+    except Exception as exc:  # noqa: BLE001 - connection look-ups raise backend-specific errors
+        if "isn't defined" in str(exc) or "not found" in str(exc).lower():
+            return None
+        raise
+
+
+def _key_from_variable(name: str) -> str | None:
+    from airflow.sdk import Variable
+
+    try:
+        return Variable.get(name, default=None)
+    except Exception as exc:  # noqa: BLE001 - a missing variable backend means no variable
+        log.debug("no key variable %s: %s", name, type(exc).__name__)
+        return None
+
+
+def engine_for(source: SourceConfig):
+    from cleanroom import source as src
+
+    return src.create_engine(src.url_for(source))
+
+
+def work_dir(source: SourceConfig, version: str) -> Path:
+    """Private per-run area (fingerprints, reports in progress); never published."""
+    path = source.work_dir / source.name / version
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def checked_policy(source: SourceConfig, schema: S.Schema, expected_sha256: str | None = None) -> P.Policy:
+    policy = P.load(source.policy)
+    if expected_sha256 and policy.sha256 != expected_sha256:
+        raise PolicyError(
+            [P.Problem("the policy file changed while this run was in progress", file=str(source.policy))],
+            hint="Start a new run so every table is masked under the same policy.",
+        )
+    return P.check(policy, schema)
+
+
+# --- plan ------------------------------------------------------------------------------------
+
+
+def plan(source: SourceConfig, run_id: str) -> dict[str, Any]:
+    """Reflect the source, check the policy covers it, and list the tables to extract.
+
+    Fails closed: an uncovered table or column stops the run before any row is read.
+    """
+    from cleanroom import source as src
+
+    load_key(source)  # fail before reading anything when the key is missing
+    bucket = Bucket.for_source(source)
+    bucket.check()
+    engine = engine_for(source)
+    try:
+        schema = src.reflect(engine, source.db_schema)
+    finally:
+        engine.dispose()
+    policy = checked_policy(source, schema)
+    version = snapshot.new_version(run_id)
+    stale = snapshot.remove_incomplete(bucket, source.name, older_than=dt.timedelta(hours=12))
+    if stale:
+        log.info("removed %d incomplete version(s) left by earlier failed runs", len(stale))
+
+    jobs, dropped = [], []
+    for name, rule in policy.tables.items():
+        if rule.action == P.DROP:
+            dropped.append(name)
+            continue
+        jobs.append({"table": name, "action": rule.action})
+    schema_json = json.dumps(schema.to_dict(), sort_keys=True)
+    log.info(
+        "plan for %s: version %s, %d table(s) to extract, %d dropped: %s",
+        source.name, version, len(jobs), len(dropped), ", ".join(dropped) or "none",
+    )
+    return {
+        "source": source.name,
+        "version": version,
+        "run_id": run_id,
+        "schema": schema.to_dict(),
+        "schema_sha256": hashlib.sha256(schema_json.encode()).hexdigest(),
+        "policy_sha256": policy.sha256,
+        "dialect": schema.dialect,
+        "jobs": jobs,
+        "dropped": sorted(dropped),
+        "started_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+    }
+
+
+# --- extract and mask ------------------------------------------------------------------------
+
+
+def extract_table(source: SourceConfig, plan_: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
+    """Stream one table out of the source, mask each batch, write Parquet into the bucket.
+
+    Raw values exist only in memory, one batch at a time. Keyed fingerprints of the
+    originals go to the private work area for the validation gate.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from cleanroom import source as src
+    from masking import transforms as T
+
+    started = time.perf_counter()
+    schema = S.Schema.from_dict(plan_["schema"])
+    policy = checked_policy(source, schema, plan_["policy_sha256"])
+    key = load_key(source)
+    name = job["table"]
+    table = schema.tables[name]
+    rule = policy.tables[name]
+    columns = [c for c in table.column_names if not isinstance(rule.columns[c], T.DropColumn)]
+    contexts = {c: T.ColumnContext(key, name, table.column(c), policy.locale_for(name)) for c in columns}
+    recorder = FingerprintRecorder(key, table, rule, work_dir(source, plan_["version"]) / "fingerprints" / name)
+
+    bucket = Bucket.for_source(source)
+    object_key = snapshot.table_key(source.name, plan_["version"], name)
+    engine = engine_for(source)
+    rows = expected = 0
+    try:
+        with src.read_only(engine) as conn:
+            expected = src.count_rows(conn, table, rule.where) if rule.action == P.MASK else 0
+            empty = pa.RecordBatch.from_pylist([], schema=src.arrow_schema(table, columns))
+            out_schema = T.apply_all(empty, rule.columns, contexts.__getitem__).schema
+            with bucket.open_write(object_key) as raw:
+                sink = HashingWriter(raw)
+                with pq.ParquetWriter(sink, out_schema, compression="zstd") as writer:
+                    if rule.action == P.MASK:
+                        for batch in src.stream_batches(conn, table, columns, source.batch_rows, rule.where):
+                            recorder.record(batch)
+                            writer.write_batch(T.apply_all(batch, rule.columns, contexts.__getitem__))
+                            rows += batch.num_rows
+    finally:
+        engine.dispose()
+    recorder.close()
+
+    elapsed = time.perf_counter() - started
+    stats = {c: ctx.stats for c, ctx in contexts.items() if ctx.stats}
+    log.info("extracted %s: %d row(s) masked in %.2fs (%.0f rows/s), %d bytes", name, rows, elapsed, rows / elapsed if elapsed else 0, sink.size)
+    for column in columns:
+        log.info("  %s.%s -> %s", name, column, rule.columns[column].label)
+    return {
+        "table": name,
+        "action": rule.action,
+        "rows": rows,
+        "source_rows": expected,
+        "columns": [{"name": c, "transform": rule.columns[c].label} for c in table.column_names],
+        "published_columns": columns,
+        "arrow_schema": out_schema.to_string(show_schema_metadata=False),
+        "files": [{"path": object_key, "sha256": sink.sha256.hexdigest(), "bytes": sink.size, "rows": rows}],
+        "stats": stats,
+        "seconds": round(elapsed, 3),
+    }
+
+
+class FingerprintRecorder:
+    """Keep keyed fingerprints of the original values of masked columns, batch by batch.
+
+    Row fingerprints (one per row, 0 for NULL) let the gate check that no row kept its own
+    value; the identifier set (values of set-scope columns, and personal values found inside
+    their text) lets it check that no original appears anywhere in the snapshot.
+    """
+
+    def __init__(self, key: MaskingKey, table: S.Table, rule: P.TableRule, folder: Path) -> None:
+        self.key = key
+        self.folder = folder
+        self.row_columns = [c for c, t in rule.columns.items() if t.survivor_scope in ("row", "set")]
+        self.set_columns = [
+            c for c, t in rule.columns.items() if t.survivor_scope == "set" and table.column(c).logical in S.TEXTUAL
+        ]
+        self.rows: dict[str, list[np.ndarray]] = {c: [] for c in self.row_columns}
+        self.ids: list[np.ndarray] = []
+
+    def record(self, batch) -> None:
+        from masking import detectors
+        from masking.keys import fingerprints
+
+        for column in self.row_columns:
+            values = batch.column(column).to_pylist()
+            fps = fingerprints(self.key, ["" if v is None else v for v in values])
+            fps[[v is None for v in values]] = 0
+            self.rows[column].append(fps)
+        for column in self.set_columns:
+            values = [v for v in batch.column(column).to_pylist() if v is not None]
+            long_enough = [v for v in values if len(str(v).strip()) >= MIN_SET_FINGERPRINT_CHARS]
+            found = [str(v)[m.start : m.end] for v in values for m in detectors.find(str(v), kinds=PERSONAL_KINDS)]
+            self.ids.append(fingerprints(self.key, long_enough + found))
+
+    def close(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for column, parts in self.rows.items():
+            np.save(self.folder / f"row.{column}.npy", np.concatenate(parts) if parts else np.zeros(0, np.uint64))
+        ids = np.unique(np.concatenate(self.ids)) if self.ids else np.zeros(0, np.uint64)
+        np.save(self.folder / "identifiers.npy", ids)
+
+
+PERSONAL_KINDS = ("email", "phone", "phone_jp", "card", "iban", "ipv4", "ipv6")
+
+
+# --- validate --------------------------------------------------------------------------------
+
+
+def validate(source: SourceConfig, plan_: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Run the Great Expectations gate over the published Parquet; raise when anything leaks."""
+    from expectations import gate
+
+    from cleanroom import source as src
+    from masking import transforms as T
+
+    started = time.perf_counter()
+    schema = S.Schema.from_dict(plan_["schema"])
+    policy = checked_policy(source, schema, plan_["policy_sha256"])
+    key = load_key(source)
+    bucket = Bucket.for_source(source)
+    private = work_dir(source, plan_["version"])
+    by_table = {r["table"]: r for r in results}
+
+    inputs, id_sets = [], []
+    for name, result in sorted(by_table.items()):
+        table, rule = schema.tables[name], policy.tables[name]
+        folder = private / "fingerprints" / name
+        id_sets.append(np.load(folder / "identifiers.npy"))
+        columns = [
+            gate.ColumnInput(
+                name=c, logical=table.column(c).logical, transform=rule.columns[c].label,
+                masks=rule.columns[c].masks, survivor_scope=rule.columns[c].survivor_scope,
+                allow=tuple(rule.columns[c].options.get("allow") or ()) if isinstance(rule.columns[c], T.Keep) else (),
+                unique=table.column(c).needs_injective,
+            )
+            for c in result["published_columns"]
+        ]
+        inputs.append(
+            gate.TableInput(
+                name=name, expected_rows=result["source_rows"], columns=columns,
+                batches=_batch_reader(bucket, result["files"]),
+                row_fingerprints=_fingerprint_reader(folder),
+            )
+        )
+    fks = [
+        (t.name, fk.columns, fk.ref_table, fk.ref_columns)
+        for t in schema.tables.values() if t.name in by_table
+        for fk in t.foreign_keys
+        if fk.ref_table in by_table and all(c in by_table[t.name]["published_columns"] for c in fk.columns)
+        and by_table[fk.ref_table]["action"] == P.MASK and by_table[t.name]["action"] == P.MASK
+    ]
+    identifiers = np.unique(np.concatenate(id_sets)) if id_sets else np.zeros(0, np.uint64)
+    published = set(bucket.list_dirs(f"{source.name}/{plan_['version']}/tables"))
+    summary = gate.validate_snapshot(
+        source=source.name, tables=inputs, dropped=plan_["dropped"], published_tables=published,
+        identifier_fingerprints=identifiers, key=key, foreign_keys=fks, report_dir=private / "report",
+    )
+    summary["seconds"] = round(time.perf_counter() - started, 3)
+    failures = gate.failures(summary)
+    if failures:
+        removed = discard(source, plan_["version"])
+        for table, column, check, count in failures:
+            log.error("validation failed: %s.%s %s (%d row(s))", table, column or "-", check, count)
+        raise ValidationFailed(failures, summary=f"removed {removed} staged file(s); LATEST was not moved")
+    log.info("validation passed: %d check(s) over %d table(s) in %.2fs", len(summary["checks"]), len(inputs), summary["seconds"])
+    return summary
+
+
+def _batch_reader(bucket: Bucket, files: list[dict[str, Any]]):
+    def batches():
+        import pyarrow.parquet as pq
+
+        for f in files:
+            with bucket.open_read(f["path"]) as fh:
+                yield from pq.ParquetFile(fh).iter_batches(batch_size=100_000)
+
+    return batches
+
+
+def _fingerprint_reader(folder: Path):
+    def read(column: str):
+        path = folder / f"row.{column}.npy"
+        return np.load(path) if path.exists() else None
+
+    return read
+
+
+# --- SQL artifact ----------------------------------------------------------------------------
+
+
+def write_sql(source: SourceConfig, plan_: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Write the PostgreSQL-dialect SQL artifact (schema plus data) from the published Parquet."""
+    import pyarrow.parquet as pq
+
+    from cleanroom import sqldump
+
+    bucket = Bucket.for_source(source)
+    schema = S.Schema.from_dict(plan_["schema"])
+    key = snapshot.sql_key(source.name, plan_["version"])
+    tables = []
+    for result in sorted(results, key=lambda r: r["table"]):
+        table = schema.tables[result["table"]]
+        files = result["files"]
+        with bucket.open_read(files[0]["path"]) as fh:
+            arrow_schema = pq.ParquetFile(fh).schema_arrow
+        tables.append((table, arrow_schema, _batch_reader(bucket, files)()))
+    header = (
+        f"cleanroom sanitized snapshot of source {source.name}, version {plan_['version']}\n"
+        f"masked under policy sha256 {plan_['policy_sha256'][:16]}; restore with: psql -v ON_ERROR_STOP=1 -f FILE"
+    )
+    with bucket.open_write(key) as raw:
+        sink = HashingWriter(raw)
+        counts = sqldump.write_sql_dump(sink, tables, dialect="postgresql", header=header)
+    log.info("wrote SQL artifact %s: %d table(s), %d bytes", key, len(counts), sink.size)
+    return {"path": key, "sha256": sink.sha256.hexdigest(), "bytes": sink.size, "dialect": "postgresql", "rows": counts}
+
+
+# --- publish ---------------------------------------------------------------------------------
+
+
+def publish(
+    source: SourceConfig, plan_: dict[str, Any], results: list[dict[str, Any]],
+    validation: dict[str, Any], sql: dict[str, Any],
+) -> dict[str, Any]:
+    """Write the manifest, then move LATEST, then apply retention."""
+    bucket = Bucket.for_source(source)
+    version = plan_["version"]
+    private = work_dir(source, version)
+    report_files = _publish_report(bucket, source, version, private, validation)
+    manifest = build_manifest(source, plan_, results, validation, sql, report_files)
+    digest = snapshot.write_manifest(bucket, manifest)
+    moved = snapshot.advance_latest(bucket, source.name, version, digest)
+    removed = snapshot.apply_retention(bucket, source.name, source.retain)
+    shutil.rmtree(private, ignore_errors=True)
+    log.info("published %s/%s (LATEST %s); retention removed %d version(s)", source.name, version, "moved" if moved else "unchanged", len(removed))
+    return {"version": version, "uri": bucket.uri(snapshot.version_prefix(source.name, version)), "latest_moved": moved, "retention_removed": removed}
+
+
+def _publish_report(bucket: Bucket, source: SourceConfig, version: str, private: Path, validation: dict[str, Any]) -> list[dict[str, Any]]:
+    files = []
+    report = private / "report"
+    if not report.is_dir():
+        return files
+    for path in sorted(p for p in report.rglob("*") if p.is_file()):
+        key = f"{source.name}/{version}/report/{path.relative_to(report)}"
+        data = path.read_bytes()
+        bucket.write_bytes(key, data)
+        files.append({"path": key, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)})
+    return files
+
+
+def build_manifest(source, plan_, results, validation, sql, extra_files) -> dict[str, Any]:
+    from cleanroom.versions import tool_versions
+
+    prefix = f"{source.name}/{plan_['version']}/"
+    tables = {}
+    files = []
+    for r in sorted(results, key=lambda r: r["table"]):
+        tables[r["table"]] = {
+            "action": r["action"],
+            "rows": r["rows"],
+            "source_rows": r["source_rows"],
+            "columns": r["columns"],
+            "files": [f["path"][len(prefix):] for f in r["files"]],
+        }
+        files += [{**f, "path": f["path"][len(prefix):], "table": r["table"]} for f in r["files"]]
+    files.append({"path": sql["path"][len(prefix):], "sha256": sql["sha256"], "bytes": sql["bytes"], "kind": "sql", "dialect": sql["dialect"]})
+    files += [{**f, "path": f["path"][len(prefix):], "kind": "report"} for f in extra_files]
+    return {
+        "format": snapshot.MANIFEST_FORMAT,
+        "source": source.name,
+        "version": plan_["version"],
+        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+        "run_id": plan_["run_id"],
+        "source_dialect": plan_["dialect"],
+        "policy_sha256": plan_["policy_sha256"],
+        "schema_sha256": plan_["schema_sha256"],
+        "key_id": load_key(source).key_id,
+        # Each table is read in its own read-only transaction: consistent within a table,
+        # not across tables. See the README's limitations.
+        "consistency": "per-table",
+        "tools": tool_versions(),
+        "tables": tables,
+        "dropped_tables": plan_["dropped"],
+        "files": files,
+        "validation": {k: v for k, v in validation.items() if k != "checks"} | {"checks": validation.get("checks", [])},
+    }
+
+
+def discard(source: SourceConfig, version: str) -> int:
+    """Remove a version that will not be published (no manifest was written)."""
+    bucket = Bucket.for_source(source)
+    if bucket.exists(snapshot.manifest_key(source.name, version)):
+        return 0
+    removed = bucket.delete_prefix(snapshot.version_prefix(source.name, version))
+    shutil.rmtree(source.work_dir / source.name / version, ignore_errors=True)
+    log.info("discarded staged version %s/%s (%d file(s))", source.name, version, removed)
+    return removed
