@@ -10,6 +10,7 @@ import datetime as dt
 import io
 import json
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -147,7 +148,8 @@ def customers_rows() -> dict[str, list]:
         "id": list(range(1, n + 1)),
         "email": [f"user{i}@example.test" for i in range(1, n + 1)],
         "full_name": TRICKY_TEXT,
-        "balance": [Decimal("1234567890.12"), Decimal("-0.01"), Decimal("0.00"), None] + [Decimal("1.50")] * (n - 4),
+        "balance": [Decimal("1234567890.12"), Decimal("-0.01"), Decimal("0.00"), None]
+        + [Decimal("1.50")] * (n - 4),
         "lifetime": [Decimal("1234567890123456789012345678.0123456789"), Decimal("-0.0000000001"), None]
         + [Decimal("42.0000000000")] * (n - 3),
         "created_at": [
@@ -233,13 +235,16 @@ TYPE_CASES = [
     ("wide-numeric-as-text", Column("c", "NUMERIC(50, 4)", DECIMAL, precision=50, scale=4), pa.string(),
      "NUMERIC(50, 4)", "DECIMAL(50, 4)"),
     ("boolean", Column("c", "BOOLEAN", BOOLEAN), pa.bool_(), "BOOLEAN", "BOOLEAN"),
-    ("varchar", Column("c", "VARCHAR(120)", STRING, max_length=120), pa.string(), "VARCHAR(120)", "VARCHAR(120)"),
-    ("long-varchar", Column("c", "VARCHAR(4000)", STRING, max_length=4000), pa.string(), "VARCHAR(4000)", "TEXT"),
+    ("varchar", Column("c", "VARCHAR(120)", STRING, max_length=120), pa.string(),
+     "VARCHAR(120)", "VARCHAR(120)"),
+    ("long-varchar", Column("c", "VARCHAR(4000)", STRING, max_length=4000), pa.string(),
+     "VARCHAR(4000)", "TEXT"),
     ("text", Column("c", "TEXT", STRING), pa.large_string(), "TEXT", "LONGTEXT"),
     ("text-primary-key", Column("c", "TEXT", STRING, primary_key=True), pa.string(), "TEXT", "VARCHAR(255)"),
     ("unique-varchar", Column("c", "VARCHAR(500)", STRING, max_length=500, unique=True), pa.string(),
      "VARCHAR(500)", "VARCHAR(500)"),
-    ("dictionary-string", Column("c", "VARCHAR(5)", STRING, max_length=5), pa.dictionary(pa.int8(), pa.string()),
+    ("dictionary-string", Column("c", "VARCHAR(5)", STRING, max_length=5),
+     pa.dictionary(pa.int8(), pa.string()),
      "VARCHAR(5)", "VARCHAR(5)"),
     ("json", Column("c", "JSON", JSON), pa.string(), "JSON", "JSON"),
     ("jsonb", Column("c", "JSONB", JSON), pa.string(), "JSONB", "JSON"),
@@ -321,7 +326,8 @@ def test_mysql_string_key_columns_fit_innodb_index_limits():
 @dialects
 def test_ddl_when_rendered_then_matches_golden(dialect):
     pairs = [(CUSTOMERS, CUSTOMERS_SCHEMA), (ORDERS, ORDERS_SCHEMA)]
-    text = "".join(render_create_table(t, s, dialect) + "\n" for t, s in pairs) + render_constraints(pairs, dialect)
+    tables = "".join(render_create_table(t, s, dialect) + "\n" for t, s in pairs)
+    text = tables + render_constraints(pairs, dialect)
     check_golden(f"ddl.{dialect}.sql", text)
 
 
@@ -349,7 +355,7 @@ def test_constraints_when_column_or_table_dropped_then_omitted_with_comment():
     text = render_constraints([(CUSTOMERS, CUSTOMERS_SCHEMA), (ORDERS, ORDERS_SCHEMA)], "postgresql")
     assert "-- omitted: unique customers(ssn): a column was dropped by masking" in text
     assert "-- omitted: unique customers(full_name, ssn): a column was dropped by masking" in text
-    assert "-- omitted: foreign key orders(payment_id) -> payments(id): table payments is not in the artifact" in text
+    assert "-- omitted: foreign key orders(payment_id) -> payments(id): table payments is not in" in text
     assert 'FOREIGN KEY ("customer_id") REFERENCES "customers" ("id");' in text
     assert "ssn" not in "".join(line for line in text.splitlines() if not line.startswith("--"))
 
@@ -360,7 +366,7 @@ def test_constraints_when_primary_key_column_dropped_then_foreign_keys_to_it_omi
     assert "ALTER TABLE `customers` ADD PRIMARY KEY" not in text
     assert "ALTER TABLE `orders` ADD PRIMARY KEY (`id`);" in text
     assert "-- omitted: primary key customers(id)" in text
-    assert "-- omitted: foreign key orders(customer_id) -> customers(id): a referenced column was dropped" in text
+    assert "-- omitted: foreign key orders(customer_id) -> customers(id): a referenced column" in text
     assert "REFERENCES" not in text
 
 
@@ -374,7 +380,8 @@ def test_constraint_names_when_long_then_shortened_deterministically():
 
 
 def test_postgres_copy_when_values_tricky_then_escaped_per_text_format():
-    table = Table("t", (Column("s", "TEXT", STRING), Column("b", "BYTEA", BINARY), Column("f", "FLOAT8", FLOAT)))
+    columns = (Column("s", "TEXT", STRING), Column("b", "BYTEA", BINARY), Column("f", "FLOAT8", FLOAT))
+    table = Table("t", columns)
     schema = pa.schema([("s", pa.string()), ("b", pa.binary()), ("f", pa.float64())])
     data = batch(schema, {
         "s": ["a\\b\tc\nd\re", "", None],
@@ -435,7 +442,8 @@ def test_write_sql_dump_when_batches_streamed_then_each_written_before_next_is_r
 
     def produce():
         for start in range(0, 30, 10):
-            seen.append(out.getvalue().count(b"\n") if dialect == "postgresql" else out.getvalue().count(b"("))
+            written = out.getvalue()
+            seen.append(written.count(b"\n") if dialect == "postgresql" else written.count(b"("))
             yield batch(schema, {"id": list(range(start, start + 10))})
 
     counts = write_sql_dump(out, [(table, schema, produce())], dialect, max_statement_bytes=50)
@@ -632,3 +640,20 @@ def test_restore_when_special_values_then_round_trip_exactly(target):
     assert [r[2] for r in rows] == [None] * n
     assert [r[3] for r in rows] == [Decimal(10**37 + i) * (-1) ** i for i in range(n)]
     assert [str(r[4]) for r in rows] == [str(u) for u in uuids]
+
+
+def test_restore_when_random_text_then_every_string_round_trips(target):
+    dialect, engine, restore = target
+    alphabet = "ab \\\t\n\r'\"`;-/*%_.N\x1a\x7f\u00e9\u65e5\u672c\u200b\U0001f389"
+    if dialect == "mysql":
+        alphabet += "\0"
+    rng = random.Random(20240229)
+    strings = ["".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 40))) for _ in range(400)]
+    table = Table("texts", (Column("id", "INTEGER", INTEGER, primary_key=True), Column("s", "TEXT", STRING)))
+    schema = pa.schema([("id", pa.int32()), ("s", pa.string())])
+    data = batch(schema, {"id": list(range(len(strings))), "s": strings})
+    restore(render_dump(dialect, [(table, schema, [data])], max_statement_bytes=3_000))
+
+    with engine.connect() as conn:
+        got = conn.execute(sa.text("SELECT s FROM texts ORDER BY id")).scalars().all()
+    assert got == strings

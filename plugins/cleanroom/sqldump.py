@@ -436,11 +436,12 @@ def _collect_constraints(tables: Sequence[tuple[ms.Table, pa.Schema]], dialect: 
         primary = _primary_key(table)
         if primary and set(primary) <= columns:
             keys[table.name].append(frozenset(primary))
+            columns_sql = _quote_list(primary, dialect)
             if dialect == "postgresql":
                 label = _quote(_constraint_name(table.name, (), "pkey"), dialect)
-                primaries.append(f"ALTER TABLE {name} ADD CONSTRAINT {label} PRIMARY KEY ({_quote_list(primary, dialect)});")
+                primaries.append(f"ALTER TABLE {name} ADD CONSTRAINT {label} PRIMARY KEY ({columns_sql});")
             else:
-                primaries.append(f"ALTER TABLE {name} ADD PRIMARY KEY ({_quote_list(primary, dialect)});")
+                primaries.append(f"ALTER TABLE {name} ADD PRIMARY KEY ({columns_sql});")
         elif primary:
             omitted.append(f"primary key {table.name}({', '.join(primary)}): a column was dropped by masking")
         for unique in _unique_sets(table):
@@ -449,7 +450,8 @@ def _collect_constraints(tables: Sequence[tuple[ms.Table, pa.Schema]], dialect: 
                 continue
             keys[table.name].append(frozenset(unique))
             label = _quote(_constraint_name(table.name, unique, "key"), dialect)
-            uniques.append(f"ALTER TABLE {name} ADD CONSTRAINT {label} UNIQUE ({_quote_list(unique, dialect)});")
+            columns_sql = _quote_list(unique, dialect)
+            uniques.append(f"ALTER TABLE {name} ADD CONSTRAINT {label} UNIQUE ({columns_sql});")
 
     for table, schema in tables:
         for fk in table.foreign_keys:
@@ -539,7 +541,9 @@ def _plain_value(kind: str, value: Any) -> str:
     if kind == _UUID_BYTES:
         return str(uuid.UUID(bytes=value))
     if kind == _NESTED:
-        return json.dumps(value, ensure_ascii=False, separators=(", ", ": "), default=_json_default, allow_nan=False)
+        return json.dumps(
+            value, ensure_ascii=False, separators=(", ", ": "), default=_json_default, allow_nan=False
+        )
     raise AssertionError(kind)
 
 
@@ -618,7 +622,12 @@ def _guarded(table: str, plan: _ColumnPlan, render: Callable[[Any], str]) -> Cal
 
 
 def _column_cells(
-    batch: pa.RecordBatch, field: pa.Field, plan: _ColumnPlan, render: Callable[[Any], str], null: str, table: str
+    batch: pa.RecordBatch,
+    field: pa.Field,
+    plan: _ColumnPlan,
+    render: Callable[[Any], str],
+    null: str,
+    table: str,
 ) -> list[str]:
     index = batch.schema.get_field_index(field.name)
     if index < 0:
@@ -671,7 +680,11 @@ def _preamble(dialect: str, header: str) -> str:
 
 
 class _TableWriter:
-    def __init__(self, out: BinaryIO, table: ms.Table, schema: pa.Schema, plans: list[_ColumnPlan], dialect: str):
+    """Turns record batches of one table into rows of rendered cells."""
+
+    def __init__(
+        self, out: BinaryIO, table: ms.Table, schema: pa.Schema, plans: list[_ColumnPlan], dialect: str
+    ) -> None:
         self.out = out
         self.table = table
         self.schema = schema
@@ -709,7 +722,8 @@ def _write_postgres_table(writer: _TableWriter, batches: Iterable[pa.RecordBatch
 
 def _write_mysql_table(writer: _TableWriter, batches: Iterable[pa.RecordBatch], max_bytes: int) -> int:
     out, table, dialect = writer.out, writer.table, writer.dialect
-    prefix = f"INSERT INTO {_quote(table.name, dialect)} ({_quote_list(writer.schema.names, dialect)}) VALUES\n"
+    columns = _quote_list(writer.schema.names, dialect)
+    prefix = f"INSERT INTO {_quote(table.name, dialect)} ({columns}) VALUES\n"
     prefix_bytes = prefix.encode()
     pending: list[bytes] = []
     size = len(prefix_bytes)
@@ -772,6 +786,9 @@ def write_sql_dump(
     for table, _, _ in tables:
         out.write((_create_table_sql(table, plans[table.name], dialect) + "\n").encode())
 
+    if dialect == "mysql":
+        # Inserts commit once, at the end of the data; the DDL above commits implicitly anyway.
+        out.write(b"START TRANSACTION;\n\n")
     counts: dict[str, int] = {}
     for table, schema, batches in tables:
         writer = _TableWriter(out, table, schema, plans[table.name], dialect)
@@ -780,6 +797,8 @@ def write_sql_dump(
         else:
             counts[table.name] = _write_mysql_table(writer, batches, max_statement_bytes)
         log.info("SQL artifact: table %s, %d row(s)", table.name, counts[table.name])
+    if dialect == "mysql":
+        out.write(b"COMMIT;\n\n")
 
     constraints = render_constraints([(table, schema) for table, schema, _ in tables], dialect)
     if constraints:

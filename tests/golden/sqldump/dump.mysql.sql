@@ -31,6 +31,8 @@ CREATE TABLE `orders` (
     `total` LONGTEXT -- source type NUMERIC (decimal) kept as text
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
+START TRANSACTION;
+
 INSERT INTO `customers` (`id`, `email`, `full_name`, `balance`, `lifetime`, `created_at`, `active`, `avatar`, `prefs`) VALUES
 (1,'user1@example.test','O\'Brien',1234567890.12,1234567890123456789012345678.0123456789,'2024-03-30 16:30:15.123456',1,X'0001ff00','{"lang": "ja", "name": "\\u65e5\\u672c", "q": "it\'s \\"x\\"", "bs": "\\\\"}'),
 (2,'user2@example.test','back\\slash \\N \\. \\x00',-0.01,-0.0000000001,'1999-12-31 23:59:59',0,X'',NULL),
@@ -41,6 +43,8 @@ INSERT INTO `orders` (`id`, `customer_id`, `payment_id`, `amount`, `placed_on`, 
 (10,1,7,0.1,'2024-02-29','2024-02-29 12:00:00.000001','23:59:59.999999','0b7e6f9a-3c1d-4e5f-8a9b-0c1d2e3f4a5b','["a", "b\'c", "日本"]','192.0.2.1','123456789012345678901234567890123456789012.5'),
 (11,1,NULL,-1e+300,NULL,NULL,'00:00:00',NULL,'[]',NULL,NULL),
 (12,2,9,NULL,'1970-01-01','1970-01-01 00:00:00',NULL,'00000000-0000-0000-0000-000000000000',NULL,'2001:db8::1','0');
+
+COMMIT;
 
 -- omitted: unique customers(full_name, ssn): a column was dropped by masking
 -- omitted: unique customers(ssn): a column was dropped by masking
