@@ -82,7 +82,7 @@ _ALNUM = "0-9A-Za-z"
 _FW_DIGIT = "[0-9０-９]"
 _JP_SEP = "[-－‐− ]"
 
-_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|[01]?[0-9]?[0-9])"  # zero-padded octets (192.030.0.6) count
 _IPV4 = rf"{_OCTET}(?:\.{_OCTET}){{3}}"
 _HEX = r"[0-9A-Fa-f]{1,4}"
 _IPV6 = (
@@ -137,7 +137,7 @@ _GUARDS: dict[str, tuple[str, str]] = {
     "aws_access_key": (rf"(?<![{_ALNUM}])", rf"(?![{_ALNUM}])"),
     "aws_secret_key": (rf"(?<![{_ALNUM}])", r"(?![A-Za-z0-9/+=])"),
     "password_in_url": (rf"(?<![{_ALNUM}+.-])", ""),
-    "card": ("", ""),
+    "card": (r"(?<![0-9A-Za-z.,])", r"(?![0-9A-Za-z])"),  # prefilter only; _card_candidates cuts windows
     "iban": (rf"(?<![{_ALNUM}])", rf"(?![{_ALNUM}])"),
     "email": (r"(?<![A-Za-z0-9._%+-])", r"(?![A-Za-z0-9-]|\.[A-Za-z0-9])"),
     "ipv6": (r"(?<![0-9A-Za-z:.])", r"(?![0-9A-Za-z:]|\.[0-9])"),
@@ -305,44 +305,59 @@ def _api_key_ok(text: str) -> bool:
 # not a fit: it changes process-wide settings, reports secret values without offsets (so nothing
 # can be replaced in place), cannot run as a vectorized prefilter, and its keyword plugin flags
 # any quoted value after words like "password", which is far too noisy for database text.
+_SPECS: tuple[tuple[str, str, str, Callable[[str], bool] | None, str], ...] = (
+    ("private_key", "secret", _PRIVATE_KEY, None, "PEM/OpenSSH private key block, header to footer"),
+    ("jwt", "secret", _JWT, _jwt_ok, "JSON Web Token whose header and payload decode to JSON"),
+    ("aws_access_key", "secret", _AWS_ACCESS_KEY, None, "AWS access key id (AKIA/ASIA...)"),
+    (
+        "aws_secret_key", "secret", _AWS_SECRET_KEY, _aws_secret_ok,
+        "40-character AWS secret key, only when assigned to an aws/secret ... key name",
+    ),
+    (
+        "password_in_url", "secret", _PASSWORD_IN_URL, _password_ok,
+        "the password part of scheme://user:password@host (placeholders ignored)",
+    ),
+    ("card", "payment", _CARD, _card_ok, "13-19 digit card number, issuer prefix and Luhn checked"),
+    ("iban", "payment", _IBAN, iban_ok, "IBAN with country length and mod-97 check"),
+    ("email", "personal", _EMAIL, _email_ok, "email address (protocol names excluded)"),
+    ("ipv6", "personal", _IPV6, _ipv6_ok, "IPv6 address, not :: or ::1"),
+    ("ipv4", "personal", _IPV4, None, "dotted-quad IPv4 address, octets up to 255 (zero padding allowed)"),
+    (
+        "phone_jp", "personal", _PHONE_JP, _phone_jp_ok,
+        "Japanese phone number: 03-1234-5678, 090-1234-5678, +81 90-1234-5678",
+    ),
+    (
+        "phone", "personal", _PHONE, _phone_ok,
+        "international number with +country code, or a separated US/NANP number",
+    ),
+    ("postal_code_jp", "personal", _POSTAL_JP, None, "Japanese postal code after 〒, or after 郵便番号/住所"),
+    ("bearer_token", "secret", _BEARER, _bearer_ok, "token after 'Bearer'"),
+    (
+        "generic_api_key", "secret", _GENERIC_API_KEY, _api_key_ok,
+        "vendor tokens (sk_live_, ghp_, xoxb-, glpat-, AIza ...) and random values assigned to "
+        "api_key/token/secret names",
+    ),
+)
+_CORES = {name: core for name, _, core, _, _ in _SPECS}
+_GUARD_CLASS = re.compile(r"\(\?<?!(\[[^\]]*\])")
+
+
+def _re2_pattern(name: str, core: str) -> str:
+    """Wrap ``core`` in boundaries RE2 can run: consume one guard character instead of looking at it.
+
+    The result still matches every row :func:`find` would confirm, but no longer selects rows where
+    the token only appears glued to other digits or letters (``ORD-2024-123456``), which would
+    otherwise all be handed to Python.
+    """
+    before, after = (_GUARD_CLASS.match(g) for g in _GUARDS[name])
+    left = f"(?:^|[^{before.group(1)[1:]})" if before else ""
+    right = f"(?:$|[^{after.group(1)[1:]})" if after else ""
+    return f"{left}(?:{core}){right}"
+
+
 DETECTORS: dict[str, Detector] = {
-    d.name: d
-    for d in (
-        Detector("private_key", "secret", _PRIVATE_KEY, None, "PEM/OpenSSH private key block, header to footer"),
-        Detector("jwt", "secret", _JWT, _jwt_ok, "JSON Web Token whose header and payload decode to JSON"),
-        Detector("aws_access_key", "secret", _AWS_ACCESS_KEY, None, "AWS access key id (AKIA/ASIA...)"),
-        Detector(
-            "aws_secret_key", "secret", _AWS_SECRET_KEY, _aws_secret_ok,
-            "40-character AWS secret key, only when assigned to an aws/secret ... key name",
-        ),
-        Detector(
-            "password_in_url", "secret", _PASSWORD_IN_URL, _password_ok,
-            "the password part of scheme://user:password@host (placeholders ignored)",
-        ),
-        Detector("card", "payment", _CARD, _card_ok, "13-19 digit card number, issuer prefix and Luhn checked"),
-        Detector("iban", "payment", _IBAN, iban_ok, "IBAN with country length and mod-97 check"),
-        Detector("email", "personal", _EMAIL, _email_ok, "email address (protocol names excluded)"),
-        Detector("ipv6", "personal", _IPV6, _ipv6_ok, "IPv6 address, not :: or ::1"),
-        Detector("ipv4", "personal", _IPV4, None, "dotted-quad IPv4 address with octets up to 255"),
-        Detector(
-            "phone_jp", "personal", _PHONE_JP, _phone_jp_ok,
-            "Japanese phone number: 03-1234-5678, 090-1234-5678, +81 90-1234-5678",
-        ),
-        Detector(
-            "phone", "personal", _PHONE, _phone_ok,
-            "international number with +country code, or a separated US/NANP number",
-        ),
-        Detector(
-            "postal_code_jp", "personal", _POSTAL_JP, None,
-            "Japanese postal code after 〒, or after 郵便番号/住所",
-        ),
-        Detector("bearer_token", "secret", _BEARER, _bearer_ok, "token after 'Bearer'"),
-        Detector(
-            "generic_api_key", "secret", _GENERIC_API_KEY, _api_key_ok,
-            "vendor tokens (sk_live_, ghp_, xoxb-, glpat-, AIza ...) and random values assigned to "
-            "api_key/token/secret names",
-        ),
-    )
+    name: Detector(name, category, _re2_pattern(name, core), confirm, description)
+    for name, category, core, confirm, description in _SPECS
 }
 _RANK = {name: rank for rank, name in enumerate(DETECTORS)}
 
@@ -362,7 +377,7 @@ def _kinds(kinds: Iterable[str] | None) -> tuple[str, ...]:
 @functools.lru_cache(maxsize=None)
 def _python_regex(kind: str) -> re.Pattern[str]:
     before, after = _GUARDS[kind]
-    return re.compile(f"{before}(?:{DETECTORS[kind].pattern}){after}")
+    return re.compile(f"{before}(?:{_CORES[kind]}){after}")
 
 
 def _candidates(text: str, kind: str) -> Iterator[tuple[int, int, int, int]]:
@@ -414,10 +429,19 @@ def find(text: str, kinds: Iterable[str] | None = None) -> list[Match]:
     matches of one kind the longer wins. Overlap is judged on the whole match including context
     (``aws_secret_access_key = ...``), while the returned offsets cover only the sensitive value.
     """
-    chosen = _kinds(kinds)
+    return _find(text, _kinds(kinds))
+
+
+def _find(text: str, kinds: tuple[str, ...]) -> list[Match]:
     if not text:
         return []
-    found = [(_RANK[k], -(oe - os), os, oe, Match(k, vs, ve)) for k in chosen for os, oe, vs, ve in _candidates(text, k)]
+    found = [
+        (_RANK[k], outer_start - outer_end, outer_start, outer_end, Match(k, start, end))
+        for k in kinds
+        for outer_start, outer_end, start, end in _candidates(text, k)
+    ]
+    if len(found) == 1:
+        return [found[0][4]]
     found.sort(key=lambda item: item[:3])
     taken: list[tuple[int, int]] = []
     kept: list[Match] = []
@@ -462,9 +486,11 @@ def _confirmed_rows(chunk: pa.Array, kinds: tuple[str, ...]) -> Iterator[tuple[i
     if rows.size == 0:
         return
     subset = chunk.take(pa.array(rows))
-    per_kind = {k: pc.match_substring_regex(subset, DETECTORS[k].pattern).to_numpy(zero_copy_only=False) for k in kinds}
+    per_kind = {
+        k: pc.match_substring_regex(subset, DETECTORS[k].pattern).to_numpy(zero_copy_only=False) for k in kinds
+    }
     for position, text in enumerate(subset.to_pylist()):
-        matches = find(text, [k for k in kinds if per_kind[k][position]])
+        matches = _find(text, tuple(k for k in kinds if per_kind[k][position]))
         if matches:
             yield int(rows[position]), text, matches
 
