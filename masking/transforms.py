@@ -25,6 +25,9 @@ from masking.errors import TransformError
 from masking.keys import MaskingKey
 
 ANY = frozenset(S.LOGICAL_TYPES)
+# Identifying kinds are always generated injectively, so the same email gets the same fake in
+# a unique column, a plain column and inside free text.
+ALWAYS_UNIQUE = frozenset({"email", "phone", "user_name"})
 TEXT = frozenset({S.STRING})
 
 
@@ -405,7 +408,9 @@ class Fake(Transform):
         kind = self.options["kind"]
         locale = self.options["locale"] or ctx.locale
         domain = self.options["domain"] or kind
-        unique = self.options["unique"] if self.options["unique"] is not None else ctx.column.needs_injective
+        unique = self.options["unique"]
+        if unique is None:
+            unique = ctx.column.needs_injective or kind in ALWAYS_UNIQUE
         max_length = ctx.column.max_length
 
         def generate(values):
@@ -510,7 +515,7 @@ class TextReplacer:
             text = text.lower()
         digest = self.ctx.key.digests64(fake_kind, [text])
         locale = "ja_JP" if match.kind == "phone_jp" else self.ctx.locale
-        return fakes.fake_values(fake_kind, digest, locale)[0]
+        return fakes.fake_values(fake_kind, digest, locale, unique=fake_kind in ALWAYS_UNIQUE)[0]
 
 
 @register

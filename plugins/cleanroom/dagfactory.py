@@ -117,8 +117,14 @@ def build_dag(source: SourceConfig) -> DAG:
             return _pipeline().publish(source, plan_, list(results), validation, sql)
 
         @task(task_id="discard_on_failure", trigger_rule=TriggerRule.ONE_FAILED, retries=0)
-        def discard_task(plan_: dict[str, Any]) -> int:
-            return _pipeline().discard(source, plan_["version"])
+        def discard_task(plan_: dict[str, Any]) -> None:
+            removed = _pipeline().discard(source, plan_["version"])
+            # Fail on purpose: this task runs only after a failure, and as a leaf it decides the
+            # run's state, which must read "failed" for the operators watching it.
+            raise AirflowFailException(
+                f"refresh of {source.name} failed upstream; removed {removed} staged file(s) of version "
+                f"{plan_['version']}; LATEST was not moved"
+            )
 
         plan_ = plan_task()
         results = extract_task.partial(plan_=plan_).expand(job=jobs_task(plan_))

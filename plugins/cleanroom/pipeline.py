@@ -28,6 +28,7 @@ from masking.keys import MaskingKey
 
 log = logging.getLogger(__name__)
 MIN_SET_FINGERPRINT_CHARS = 4
+_DEMO_WARNED: set[str] = set()
 
 
 # --- shared helpers --------------------------------------------------------------------------
@@ -39,10 +40,12 @@ def load_key(source: SourceConfig) -> MaskingKey:
     Refuses to go on without one, except for a source marked ``demo_key: true``.
     """
     if source.demo_key:
-        log.warning(
+        log.log(
+            logging.WARNING if source.name not in _DEMO_WARNED else logging.DEBUG,
             "SOURCE %s USES THE PUBLIC DEMO MASKING KEY: its fakes are reproducible by anyone. "
             "Never use demo_key with real data.", source.name,
         )
+        _DEMO_WARNED.add(source.name)
         return MaskingKey.demo()
     secret = _key_from_connection(source.key_conn_id) or _key_from_variable(source.key_variable)
     if not secret:

@@ -44,7 +44,7 @@ def ensure_metadata_db() -> None:
 def load_dag(dag_id: str):
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"], include_examples=False)
+    bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
     if bag.import_errors:
         problems = "\n".join(f"  {path}: {err.strip().splitlines()[-1]}" for path, err in bag.import_errors.items())
         from masking.errors import ConfigError

@@ -242,11 +242,13 @@ def stream_batches(
 ) -> Iterator[pa.RecordBatch]:
     """Yield the rows of ``table`` as Arrow record batches of at most ``batch_rows`` rows."""
     schema = arrow_schema(table, columns)
-    stmt = sa.select(*[sa.column(c) for c in columns]).select_from(sa.table(table.name, schema=table.schema))
+    # A reflected Table gives typed result processing (SQLite returns dates as text otherwise).
+    reflected = sa.Table(table.name, sa.MetaData(), schema=table.schema, autoload_with=conn)
+    stmt = sa.select(*[reflected.c[c] for c in columns])
     if where:
         stmt = stmt.where(sa.text(where))
     if table.primary_key and all(c in columns for c in table.primary_key):
-        stmt = stmt.order_by(*[sa.column(c) for c in table.primary_key])
+        stmt = stmt.order_by(*[reflected.c[c] for c in table.primary_key])
     converters = [_converter(f.type, table.column(f.name)) for f in schema]
     result = conn.execution_options(stream_results=True, yield_per=batch_rows).execute(stmt)
     for rows in result.partitions(batch_rows):
