@@ -100,3 +100,33 @@ def mariadb_database(mariadb_server):
         with admin.begin() as conn:
             conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pagila_url(pg_server, corpus):
+    """The Pagila database from the corpus, loaded once per session into a fresh database.
+
+    Read-only by convention: tests that modify a source must build their own database.
+    """
+    import shutil
+    import subprocess
+
+    import sqlalchemy as sa
+
+    need(shutil.which("psql") is not None, "the psql client is not installed (apt-get install postgresql-client)")
+    name = _scratch_name("cr_pagila")
+    admin = sa.create_engine(pg_server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        for part in ("pagila-schema.sql", "pagila-data.sql"):
+            subprocess.run(
+                ["psql", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "postgres", "-d", name,
+                 "-f", str(corpus / "db" / "pagila" / part)],
+                check=True, capture_output=True,
+            )
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
