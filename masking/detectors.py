@@ -486,9 +486,8 @@ def _confirmed_rows(chunk: pa.Array, kinds: tuple[str, ...]) -> Iterator[tuple[i
     if rows.size == 0:
         return
     subset = chunk.take(pa.array(rows))
-    per_kind = {
-        k: pc.match_substring_regex(subset, DETECTORS[k].pattern).to_numpy(zero_copy_only=False) for k in kinds
-    }
+    per_kind = {k: pc.match_substring_regex(subset, DETECTORS[k].pattern) for k in kinds}
+    per_kind = {k: hits.to_numpy(zero_copy_only=False) for k, hits in per_kind.items()}
     for position, text in enumerate(subset.to_pylist()):
         matches = _find(text, tuple(k for k in kinds if per_kind[k][position]))
         if matches:
