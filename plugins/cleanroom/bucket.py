@@ -107,14 +107,17 @@ class Bucket:
             tmp.write_bytes(data)
             tmp.rename(path)  # atomic on a local filesystem
             return
-        with path.open("wb") as fh:
+        with path.open("wb", **self._extra) as fh:
             fh.write(data)
 
     def open_write(self, key: str) -> IO[bytes]:
         path = self.path(key)
         if not self.is_s3:
             path.parent.mkdir(parents=True, exist_ok=True)
-        return path.open("wb")
+            return path.open("wb")
+        # The S3 filesystem is cached per conn_id and ignores per-path storage options, so
+        # server-side encryption settings travel with each upload (s3fs passes them to S3).
+        return path.open("wb", **self._extra)
 
     def open_read(self, key: str) -> IO[bytes]:
         return self.path(key).open("rb")
@@ -143,9 +146,12 @@ class Bucket:
         base = self.path(prefix)
         if not base.exists():
             return
+        # Relative paths from relative_to() cannot be printed for S3 (fsspec paths must be
+        # absolute), so cut the common prefix off the plain path strings instead.
+        base_path = base.path.rstrip("/") + "/"
         for p in base.rglob("*"):
-            if p.is_file():
-                yield f"{prefix.rstrip('/')}/{p.relative_to(base)}"
+            if p.is_file() and p.path.startswith(base_path):
+                yield f"{prefix.rstrip('/')}/{p.path[len(base_path):]}"
 
     def delete_prefix(self, prefix: str) -> int:
         """Delete every object under ``prefix``; return how many files went."""
