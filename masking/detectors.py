@@ -4,13 +4,19 @@ Three callers share these detectors: the free-text scrubbing transform, the ``sc
 (which classifies columns from sample values) and the validation gate (which refuses to publish a
 text column that still holds a match). They must agree, so there is one definition per kind.
 
-Each :class:`Detector` carries an RE2 ``pattern``. The pattern is a *prefilter*: it runs inside
-``pyarrow.compute`` over a whole column and selects the candidate rows, and it may match more
-than is really there. Only candidate rows reach Python, where :func:`find` applies the same
-pattern with word-boundary guards (RE2 has no lookaround), keeps only the ``value`` group where
-the pattern has one, and calls ``confirm`` (Luhn, mod-97, address parsing, entropy).
+Each :class:`Detector` carries an RE2 ``pattern``, and it is a *prefilter*: it runs inside
+``pyarrow.compute`` over a whole column, consumes one boundary character on each side instead of
+looking at it (RE2 has no lookaround), and may select more rows than hold a real match. Only
+candidate rows reach Python, where :func:`find` runs the same core expression with lookaround
+guards, keeps only the ``value`` group where there is one, and calls ``confirm`` (Luhn and issuer
+prefix, mod-97, address parsing, entropy). Callers should therefore use :func:`count_rows`,
+:func:`row_mask` or :func:`find`, never the raw pattern, to decide that something is present.
 
 Matches are reported as kind and offsets, never as text, so they are safe to log and count.
+
+``aws_secret_key`` is kept, but only where a 40-character value is assigned to a name such as
+``aws_secret_access_key`` or ``SecretAccessKey``: a bare 40-character base64 run is as likely a
+hash or an id, and flagging those would make the validation gate useless.
 
 Known limitations:
     Phone numbers are found only when written with a ``+`` country code or with separators
@@ -18,8 +24,10 @@ Known limitations:
     for 11-digit Japanese mobile numbers (``09012345678``), because ids and amounts look the same.
     Four-part version strings written without a prefix (``Chrome/120.0.0.0``) are reported as IPv4.
     Email-like names under :data:`EMAIL_LIKE_PROTOCOL_NAMES` domains are ignored, including a real
-    mailbox at one of those domains. IBANs are recognised only in upper case, for the countries in
-    the length table. Config-file secrets (``password = x`` in an ini file) are out of scope here.
+    mailbox at one of those domains. IBANs are recognised only in upper case and without dashes, for
+    the countries in the length table. PuTTY key files and IPv6 zone ids (``%eth0``) are not handled.
+    Config-file secrets (``password = x`` in an ini file) are out of scope here. A column where most
+    rows hold a match costs Python time per row (about 6 s per million such rows).
 """
 
 from __future__ import annotations
@@ -230,8 +238,12 @@ def _ipv6_ok(text: str) -> bool:
 
 
 def _phone_ok(text: str) -> bool:
+    """Check digit count (8-15 with ``+``, else 10-11), balanced parentheses and single separators."""
     digits = sum(c.isdigit() for c in text)
-    if text.count("(") != text.count(")") or re.search(r"[ ().-]{2}", text.replace(") ", ")")):
+    squeezed = text.replace(") ", ")").replace(" (", "(")
+    if text.count("(") != text.count(")") or re.search(r"[ ().-]{2}", squeezed):
+        return False
+    if re.fullmatch(r"\+[0-9]{4,6}-[0-9]{2}-[0-9]{2}", text):  # ISO 8601 expanded year: +002026-12-03
         return False
     return 8 <= digits <= 15 if text.startswith("+") else digits in (10, 11)
 
