@@ -157,8 +157,13 @@ def _parse_table(name: str, key: yaml.Node, node: yaml.Node, source: str, proble
         elif k.value == "columns":
             for ck, cv in _mapping_items(v):
                 rule.column_lines[ck.value] = _line(ck)
+                if isinstance(cv, yaml.ScalarNode) and not cv.value.strip():
+                    problems.append(Problem("empty rule; name a transform (e.g. keep, redact, {fake: email})", name, ck.value, file=source, line=_line(ck)))
+                    continue
+                # A bare scalar is a transform name taken literally: YAML would read `null` as None.
+                spec = cv.value if isinstance(cv, yaml.ScalarNode) else _to_py(cv)
                 try:
-                    rule.columns[ck.value] = T.build(_to_py(cv))
+                    rule.columns[ck.value] = T.build(spec)
                 except TransformError as exc:
                     problems.append(Problem(str(exc), name, ck.value, file=source, line=_line(ck)))
         else:
