@@ -617,16 +617,14 @@ def _as_digests(digests: np.ndarray) -> np.ndarray:
 
 
 def _join(split: _Split, max_length: int | None) -> list[str]:
+    out = [h + s + t for h, s, t in zip(split.heads, split.stems, split.tails)]
     if max_length is None:
-        return [h + s + t for h, s, t in zip(split.heads, split.stems, split.tails)]
-    out = []
-    for head, stem, tail in zip(split.heads, split.stems, split.tails):
-        room = max_length - len(head) - len(tail)
-        if len(stem) > room:
-            stem = stem[: max(room, 0)].rstrip(_SEPARATORS)
-            if not stem:
-                tail = tail.lstrip(_SEPARATORS)
-        out.append(head + stem + tail)
+        return out
+    lengths = np.fromiter(map(len, out), dtype=np.int64, count=len(out))
+    for row in np.flatnonzero(lengths > max_length).tolist():
+        head, stem, tail = split.heads[row], split.stems[row], split.tails[row]
+        stem = stem[: max(max_length - len(head) - len(tail), 0)].rstrip(_SEPARATORS)
+        out[row] = head + stem + (tail if stem else tail.lstrip(_SEPARATORS))
     return out
 
 
