@@ -24,8 +24,11 @@ use the unassigned area code 555.
 
 ``unique=True`` (for kinds where :func:`can_be_unique` is true) makes a kind injective on the
 64-bit digests: two outputs are equal only when the digests are equal, that is when the keyed
-hash itself collided. It does so by embedding a bijective scramble of the whole digest, as 13
-base32 characters for ``email``, ``user_name`` and ``url`` and as decimal digits for ``phone``.
+hash itself collided. It does so by embedding a bijective scramble of the whole digest: 13
+base32 characters for ``email``, ``user_name`` and ``url``, a 7- or 8-digit number plus a 12- or
+13-digit extension for ``phone``, and the 64-bit interface identifier for ``ipv6``. Without
+``unique`` outputs collide as often as their pools allow (ja_JP has about 2,500 distinct full
+names, en_US about 690,000; an en_US phone has 10**7 values).
 
 Known limitations: ``max_length`` counts characters, not bytes, so a byte-limited column (for
 example ``VARCHAR(n)`` in a single-byte charset holding ja_JP text) needs a smaller limit. ja_JP
@@ -300,7 +303,8 @@ def _last_name_kana(d: np.ndarray, locale: str, unique: bool) -> list[str]:
 
 def _name_kana(d: np.ndarray, locale: str, unique: bool) -> list[str]:
     people, first, last = _person(d, locale)
-    return [f"{family} {given}" for given, family in zip(people.first_kana[first], people.last_kana[last])]
+    givens, families = people.first_kana[first].tolist(), people.last_kana[last].tolist()
+    return [f"{family} {given}" for given, family in zip(givens, families)]
 
 
 def _handles(d: np.ndarray, locale: str, unique: bool) -> tuple[list[str], np.ndarray]:
