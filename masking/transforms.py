@@ -27,7 +27,7 @@ from masking.keys import MaskingKey
 ANY = frozenset(S.LOGICAL_TYPES)
 # Identifying kinds are always generated injectively, so the same email gets the same fake in
 # a unique column, a plain column and inside free text.
-ALWAYS_UNIQUE = frozenset({"email", "phone", "user_name"})
+ALWAYS_UNIQUE = frozenset({"email", "user_name"})
 TEXT = frozenset({S.STRING})
 
 

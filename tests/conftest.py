@@ -18,6 +18,15 @@ ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
+# Airflow reads its home when first imported: give the test session its own, away from the
+# user's, before any test module imports airflow.
+_AIRFLOW_HOME = Path(os.environ.get("CLEANROOM_TEST_AIRFLOW_HOME", f"/tmp/cleanroom-test-airflow-{os.getuid()}"))
+os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
+os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ.setdefault("CLEANROOM_CONFIG", str(ROOT / "cleanroom.yaml"))
+
 
 def need(condition: bool, reason: str) -> None:
     """Skip (outside CI) or fail (under CI=true) when ``condition`` does not hold."""
@@ -130,3 +139,51 @@ def pagila_url(pg_server, corpus):
         with admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.dispose()
+
+
+S3_CONN_ID = "cleanroom_test_s3"
+S3_BUCKET = "cleanroom-test"
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """One moto S3 server on 127.0.0.1 for the whole session, with an empty bucket.
+
+    Session-wide because Airflow caches the S3 filesystem per conn_id: a server restarted on
+    another port would break every later call. Yields endpoint URL, conn_id and bucket name.
+    """
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError:
+        need(False, "moto[server] is not installed; install the project's `test` extra")
+    import json
+
+    import boto3
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    saved = {k: os.environ.get(k) for k in ("AIRFLOW_CONN_CLEANROOM_TEST_S3",)}
+    os.environ["AIRFLOW_CONN_CLEANROOM_TEST_S3"] = json.dumps(
+        {
+            "conn_type": "aws",
+            "login": "testing",
+            "password": "testing",
+            "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"},
+        }
+    )
+    client = boto3.client(
+        "s3", endpoint_url=endpoint, region_name="us-east-1",
+        aws_access_key_id="testing", aws_secret_access_key="testing",
+    )
+    client.create_bucket(Bucket=S3_BUCKET)
+    try:
+        yield {"endpoint_url": endpoint, "conn_id": S3_CONN_ID, "bucket": S3_BUCKET, "client": client}
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        server.stop()

@@ -1,0 +1,46 @@
+"""Run real refresh DAGs from a test: write a config, point CLEANROOM_CONFIG at it, dag.test()."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def write_config(folder: Path, sources: list[dict]) -> Path:
+    path = folder / "cleanroom.yaml"
+    path.write_text(yaml.safe_dump({"sources": sources}, sort_keys=False))
+    os.environ["CLEANROOM_CONFIG"] = str(path)
+    return path
+
+
+def run_refresh(folder: Path, sources: list[dict], name: str):
+    """Run source ``name``'s DAG once through real Airflow; return (state, dag_run)."""
+    from cleanroom import runner
+
+    write_config(folder, sources)
+    runner.prepare_environment()
+    runner.ensure_metadata_db()
+    dag_run = runner.run_dag(f"cleanroom_{name}")
+    return str(getattr(dag_run.state, "value", dag_run.state)), dag_run
+
+
+def latest(bucket_dir: Path, source: str) -> str | None:
+    path = bucket_dir / source / "LATEST"
+    return json.loads(path.read_text())["version"] if path.exists() else None
+
+
+def all_published_bytes(folder: Path) -> bytes:
+    """Every byte of every file under ``folder`` (Parquet decoded too, since it compresses)."""
+    import pyarrow.parquet as pq
+
+    chunks = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        chunks.append(path.read_bytes())
+        if path.suffix == ".parquet":
+            chunks.append(json.dumps(pq.read_table(path).to_pylist(), default=str, ensure_ascii=False).encode())
+    return b"\n".join(chunks)
