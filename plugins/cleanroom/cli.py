@@ -63,7 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _extra_commands():
     """Sub-commands that live in their own modules (engineer commands, scan)."""
-    return []
+    from cleanroom import cli_engineer
+
+    return [cli_engineer.register]
 
 
 # --- commands --------------------------------------------------------------------------------
