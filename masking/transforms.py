@@ -393,8 +393,10 @@ class Fake(Transform):
 
     # Kinds whose real values are common to many people: a fake may equal somebody else's
     # real value, so the gate only checks that no row keeps its own.
+    # Full names belong here too: "John Smith" is many people, and realistic fakes drawn from
+    # the same name distribution as the source will sometimes equal another row's real name.
     COMMON_KINDS = frozenset({
-        "first_name", "last_name", "first_name_kana", "last_name_kana", "city", "state", "country",
+        "name", "name_kana", "first_name", "last_name", "first_name_kana", "last_name_kana", "city", "state", "country",
         "postal_code", "company", "date_of_birth",
     })
 

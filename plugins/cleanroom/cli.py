@@ -24,10 +24,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    if args.config:
-        import os
+    import os
 
+    if args.config:
         os.environ["CLEANROOM_CONFIG"] = str(Path(args.config).resolve())
+    if not args.verbose:
+        # Airflow's per-task chatter drowns the summary; -v brings it back.
+        os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
     try:
         return args.func(args)
     except CleanroomError as exc:
