@@ -1,0 +1,194 @@
+"""Great Expectations custom expectations backed by :mod:`masking.detectors`.
+
+Importing this module registers :class:`ExpectColumnValuesToHoldNoDetectorMatch` with GX. It
+must be imported before a suite is loaded from JSON: GX silently drops expectations whose class
+is unknown (see :func:`expectations.gate.load_suite`, which checks the count).
+
+One suite holds one expectation per (text column, detector kind), so a failure names its kind.
+Scanning a column once per kind would read it fifteen times; instead the first expectation to
+run on a column computes :class:`Findings` for every kind in one detector pass, and the others
+read them from a small cache keyed by the identity of the column's Arrow array (immutable, so
+identity implies equal content). The validation gate reads the same findings for its survivor
+check.
+
+A match counts only when it is not a *reserved* value: emails at the RFC 2606 domains the fakes
+use, NANP numbers in the 555 area code, and RFC 5737 / RFC 3849 documentation addresses. Those
+are what :mod:`masking.fakes` writes when scrubbing free text, and cannot belong to anyone.
+
+Known limitations:
+    ja_JP phone numbers have no fictional range, so a scrubbed ja_JP phone number still counts
+    as a ``phone_jp`` match. Results never carry values, but GX computes them in memory for the
+    duration of one batch.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+logging.getLogger("great_expectations").setLevel(logging.WARNING)
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pyarrow as pa  # noqa: E402
+from great_expectations.compatibility import pydantic  # noqa: E402
+from great_expectations.execution_engine import PandasExecutionEngine  # noqa: E402
+from great_expectations.expectations.expectation import ColumnMapExpectation  # noqa: E402
+from great_expectations.expectations.metrics.map_metric_provider import (  # noqa: E402
+    ColumnMapMetricProvider,
+    column_condition_partial,
+)
+
+from masking import detectors, fakes  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+CHECK_PREFIX = "no_"
+_DOCUMENTATION_NETS = tuple(
+    ipaddress.ip_network(net)
+    for net in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32")
+)
+_CACHE_SIZE = 32
+
+
+def check_name(kind: str) -> str:
+    """Return the check name reported for a detector kind, e.g. ``no_email``."""
+    return CHECK_PREFIX + kind
+
+
+def is_reserved(kind: str, text: str) -> bool:
+    """Return whether a matched token is a reserved, never-personal value of the kind the fakes write."""
+    if kind == "email":
+        domain = text.rpartition("@")[2].lower()
+        return any(domain == d or domain.endswith("." + d) for d in fakes.RESERVED_DOMAINS)
+    if kind == "phone":
+        digits = "".join(c for c in text if c.isdigit())
+        if len(digits) == 11 and digits[0] == "1":
+            digits = digits[1:]
+        return len(digits) == 10 and digits.startswith("555")
+    if kind in ("ipv4", "ipv6"):
+        try:
+            address = ipaddress.ip_address(text)
+        except ValueError:
+            return False
+        return any(address.version == net.version and address in net for net in _DOCUMENTATION_NETS)
+    return False
+
+
+@dataclass
+class Findings:
+    """Confirmed, non-reserved detector matches in one column of one batch.
+
+    ``rows`` maps a kind to the row positions holding it. ``tokens`` lists (row, kind, text) of
+    every match, for fingerprinting: they hold values, so keep them in memory only.
+    """
+
+    length: int
+    rows: dict[str, np.ndarray] = field(default_factory=dict)
+    tokens: list[tuple[int, str, str]] = field(default_factory=list)
+
+    def mask(self, kind: str) -> np.ndarray:
+        out = np.zeros(self.length, dtype=bool)
+        hit = self.rows.get(kind)
+        if hit is not None:
+            out[hit] = True
+        return out
+
+
+_cache: OrderedDict[int, tuple[object, Findings]] = OrderedDict()
+stats = {"analysed": 0, "reused": 0}
+
+
+def as_arrow_strings(values: pd.Series | pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """Return the Arrow string array behind a pandas column (zero-copy when it is Arrow-backed)."""
+    if isinstance(values, pd.Series):
+        backing = values.array
+        values = backing.__arrow_array__() if hasattr(backing, "__arrow_array__") else pa.array(values, from_pandas=True)
+    if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
+        values = values.cast(pa.string())
+    return values
+
+
+def findings_for(values: pd.Series | pa.Array | pa.ChunkedArray) -> Findings:
+    """Return the findings for a column, computing them once per Arrow array."""
+    array = as_arrow_strings(values)
+    entry = _cache.get(id(array))
+    if entry is not None and entry[0] is array:
+        stats["reused"] += 1
+        _cache.move_to_end(id(array))
+        return entry[1]
+    found = analyse(array)
+    _cache[id(array)] = (array, found)  # the reference keeps the id from being reused
+    while len(_cache) > _CACHE_SIZE:
+        _cache.popitem(last=False)
+    return found
+
+
+def clear_cache() -> None:
+    """Forget cached findings (they hold matched text; call when a batch is done)."""
+    _cache.clear()
+
+
+def analyse(array: pa.Array | pa.ChunkedArray) -> Findings:
+    """Run every detector over ``array`` once and collect the non-reserved matches by row."""
+    stats["analysed"] += 1
+    found = Findings(len(array))
+    candidates = np.flatnonzero(detectors.row_mask(array))
+    if candidates.size == 0:
+        return found
+
+    texts = array.take(pa.array(candidates)).to_pylist()
+    per_text: dict[str, list[tuple[str, str]]] = {}
+    rows: dict[str, list[int]] = {}
+    for row, text in zip(candidates.tolist(), texts):
+        if text not in per_text:
+            per_text[text] = _matches(text)
+        for kind, token in per_text[text]:
+            rows.setdefault(kind, []).append(row)
+            found.tokens.append((row, kind, token))
+    found.rows = {kind: np.unique(np.array(hit, dtype=np.int64)) for kind, hit in rows.items()}
+    return found
+
+
+def _matches(text: str) -> list[tuple[str, str]]:
+    tokens = [(m.kind, text[m.start:m.end]) for m in detectors.find(text)]
+    return [(kind, token) for kind, token in tokens if not is_reserved(kind, token)]
+
+
+class ColumnValuesHoldNoDetectorMatch(ColumnMapMetricProvider):
+    """Row condition: the value holds no confirmed, non-reserved match of one detector kind."""
+
+    condition_metric_name = "column_values.cleanroom_no_detector_match"
+    condition_value_keys = ("kind",)
+    # Nulls never match; keeping them in lets every kind share one cached analysis of the
+    # unfiltered column instead of a fresh filtered copy per expectation.
+    filter_column_isnull = False
+
+    @column_condition_partial(engine=PandasExecutionEngine)
+    def _pandas(cls, column, kind, **kwargs):
+        found = findings_for(column)
+        return pd.Series(~found.mask(kind), index=column.index)
+
+
+class ExpectColumnValuesToHoldNoDetectorMatch(ColumnMapExpectation):
+    """Expect no value of the column to hold a ``kind`` match from :mod:`masking.detectors`.
+
+    Matches are confirmed the way the detectors confirm them (Luhn for cards, mod-97 for
+    IBANs, entropy for tokens). Reserved values that fakes write (``@example.com``, 555
+    numbers, documentation addresses) do not count.
+    """
+
+    kind: str = pydantic.Field(description="detector kind from masking.detectors.DETECTORS, e.g. email")
+
+    map_metric = "column_values.cleanroom_no_detector_match"
+    success_keys = ("kind", "mostly")
+    args_keys = ("column", "kind")
+    library_metadata = {"maturity": "experimental", "tags": ["cleanroom", "pii"], "contributors": []}
+
+    @pydantic.validator("kind")
+    def _known_kind(cls, value: str) -> str:
+        if value not in detectors.DETECTORS:
+            raise ValueError(f"unknown detector kind {value!r}; known: {', '.join(sorted(detectors.DETECTORS))}")
+        return value

@@ -1,0 +1,610 @@
+"""The validation gate: checks a masked snapshot must pass before it is published.
+
+:func:`validate_snapshot` re-reads every published table in chunks and runs, per chunk, one
+Great Expectations suite built from the masking policy (:func:`build_suite`): the row count,
+one detector expectation per (text column, kind) and uniqueness. Checks that need the masking
+key or more than one chunk run beside GX on the same chunks, in numpy: no original value
+survived (by keyed fingerprint, anywhere or in its own row), unique columns are unique across
+the whole table, foreign keys still join, dropped tables and columns are absent.
+
+The summary holds counts, check names and table/column names only. GX results can carry
+sample values; they are requested with no samples and read for their counts alone.
+
+Known limitations:
+    Uniqueness and foreign keys are compared on 64-bit hashes of the values: a hash collision
+    can only report a false duplicate or hide one dangling key in about 2**64. Per-row
+    fingerprints are held for a whole column (8 bytes a row). The detector pass dominates the
+    run time (see ``bench`` numbers in the module that measures it).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from masking import detectors
+from masking.errors import CleanroomError
+from masking.keys import MaskingKey, fingerprints
+
+if TYPE_CHECKING:
+    from great_expectations.core import ExpectationSuite
+
+log = logging.getLogger(__name__)
+
+CHUNK_ROWS = 250_000
+"""Rows handed to GX at once: record batches are joined up to this size (fewer GX runs)."""
+
+PATTERN_LOGICAL = frozenset({"string", "json"})
+SURVIVOR_LOGICAL = frozenset({"string", "json", "uuid"})
+
+ROW_COUNT = "row_count"
+NO_ORIGINAL = "no_original_values"
+NO_ROW_KEPT = "no_row_kept_original"
+UNIQUE = "unique"
+DROPPED_TABLE = "dropped_table_absent"
+COLUMNS_DECLARED = "columns_declared"
+FOREIGN_KEY = "foreign_key_joins"
+
+EDITS_INSIDE = frozenset({"scrub", "regex", "json"})
+"""Transforms that replace what they find inside a value and publish clean text unchanged."""
+
+# BASIC gives counts; no sample values are collected at all.
+RESULT_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": 0}
+_HASH_STEP = np.uint64(1_099_511_628_211)
+
+
+class SuiteError(CleanroomError):
+    """An expectation suite cannot be built or did not load back whole."""
+
+
+@dataclass
+class ColumnInput:
+    """What the gate knows about one published column, from the masking policy."""
+
+    name: str
+    logical: str
+    transform: str
+    masks: bool
+    survivor_scope: str | None
+    allow: tuple[str, ...] = ()
+    unique: bool = False
+
+
+@dataclass
+class TableInput:
+    """One published table: its policy columns and ways to re-read data and fingerprints."""
+
+    name: str
+    expected_rows: int
+    columns: list[ColumnInput]
+    batches: Callable[[], Iterator[pa.RecordBatch]]
+    row_fingerprints: Callable[[str], np.ndarray | None]
+
+
+# --- suites -------------------------------------------------------------------------------------
+
+
+def _gx():
+    """Import GX quietly, with the cleanroom expectations registered first."""
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+
+    from expectations import custom
+
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)  # GX resets it on import
+    return gx, gxe, custom
+
+
+def build_suite(source: str, table: TableInput) -> ExpectationSuite:
+    """Build the GX suite for one published table from its policy columns.
+
+    Every string or JSON column gets one detector expectation per kind not in its ``allow``
+    list, masked or kept; unique columns get a uniqueness expectation. Each expectation's
+    ``meta`` names the check and the column's transform, never a value.
+    """
+    gx, gxe, custom = _gx()
+    unknown = sorted({k for c in table.columns for k in c.allow} - set(detectors.DETECTORS))
+    if unknown:
+        raise SuiteError(
+            f"table {table.name}: allow lists name unknown detector kind(s) {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(detectors.DETECTORS))}"
+        )
+
+    expectations = [gxe.ExpectTableRowCountToEqual(value=table.expected_rows, meta={"check": ROW_COUNT})]
+    for column in table.columns:
+        if column.transform == "drop":
+            continue
+        meta = {"transform": column.transform, "logical": column.logical, "survivor_scope": column.survivor_scope}
+        if column.logical in PATTERN_LOGICAL:
+            expectations += [
+                custom.ExpectColumnValuesToHoldNoDetectorMatch(
+                    column=column.name, kind=kind, meta={**meta, "check": custom.check_name(kind)}
+                )
+                for kind in detectors.DETECTORS
+                if kind not in column.allow
+            ]
+        if column.unique:
+            expectations.append(gxe.ExpectColumnValuesToBeUnique(column=column.name, meta={**meta, "check": UNIQUE}))
+    return gx.ExpectationSuite(name=f"{source}.{table.name}", expectations=expectations, meta={"source": source})
+
+
+def save_suite(suite: ExpectationSuite, path: Path) -> None:
+    """Write ``suite`` as JSON (it holds policy information and counts, no values)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(suite.to_json_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def load_suite(path: Path) -> ExpectationSuite:
+    """Load a suite written by :func:`save_suite`; raise SuiteError if GX dropped any expectation."""
+    gx, _, _ = _gx()
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    written = len(data.get("expectations", []))
+    suite = gx.ExpectationSuite(**data)
+    if len(suite.expectations) != written:
+        loaded = {e.expectation_type for e in suite.expectations}
+        missing = sorted({e.get("type", "?") for e in data["expectations"]} - loaded)
+        raise SuiteError(
+            f"suite {path} holds {written} expectations but {len(suite.expectations)} loaded; GX drops "
+            f"expectation types it does not know ({', '.join(missing) or 'unknown'}): import "
+            "expectations.custom before loading"
+        )
+    return suite
+
+
+# --- validation ---------------------------------------------------------------------------------
+
+
+class _Runner:
+    """One ephemeral GX context with a pandas data source and one reusable batch definition."""
+
+    _instance: _Runner | None = None
+
+    def __init__(self) -> None:
+        gx, _, _ = _gx()
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        self.version = gx.__version__
+        self.context = gx.get_context(mode="ephemeral")
+        self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        asset = self.context.data_sources.add_pandas("cleanroom").add_dataframe_asset("published")
+        self.batch_definition = asset.add_batch_definition_whole_dataframe("chunk")
+
+    @classmethod
+    def get(cls) -> _Runner:
+        if cls._instance is None:
+            cls._instance = cls()
+        return cls._instance
+
+    def run(self, suite: ExpectationSuite, frame: pd.DataFrame):
+        batch = self.batch_definition.get_batch(batch_parameters={"dataframe": frame})
+        return batch.validate(suite, result_format=RESULT_FORMAT)
+
+
+class _Checks:
+    """Check outcomes aggregated over chunks, in the order they were first declared."""
+
+    def __init__(self) -> None:
+        self.entries: dict[tuple[str, str | None, str], dict[str, Any]] = {}
+
+    def declare(self, table: str, column: str | None, check: str) -> None:
+        self.entries.setdefault(
+            (table, column, check),
+            {"table": table, "column": column, "check": check, "passed": True, "unexpected_count": 0, "element_count": 0},
+        )
+
+    def add(self, table: str, column: str | None, check: str, unexpected: int, elements: int, passed: bool | None = None) -> None:
+        self.declare(table, column, check)
+        entry = self.entries[(table, column, check)]
+        entry["unexpected_count"] += int(unexpected)
+        entry["element_count"] += int(elements)
+        entry["passed"] = entry["passed"] and (unexpected == 0 if passed is None else passed)
+
+    def set(self, table: str, column: str | None, check: str, unexpected: int, elements: int) -> None:
+        self.declare(table, column, check)
+        entry = self.entries[(table, column, check)]
+        entry.update(unexpected_count=int(unexpected), element_count=int(elements), passed=unexpected == 0)
+
+    def for_table(self, table: str) -> list[dict[str, Any]]:
+        return [e for e in self.entries.values() if e["table"] == table]
+
+
+def validate_snapshot(
+    *,
+    source: str,
+    tables: list[TableInput],
+    dropped: list[str],
+    published_tables: set[str],
+    identifier_fingerprints: np.ndarray,
+    key: MaskingKey,
+    foreign_keys: list[tuple[str, tuple[str, ...], str, tuple[str, ...]]],
+    report_dir: Path | None = None,
+) -> dict:
+    """Validate every published table of a masked snapshot and return a summary of counts.
+
+    ``foreign_keys`` holds (table, columns, referenced table, referenced columns). The summary
+    holds check names, table and column names, counts and rates, never a value; it does not
+    raise on failed checks (see :func:`failures`). With ``report_dir``, each table's suite is
+    written to ``report_dir/suites/<table>.json`` and loaded back as a check.
+
+    A column's ``allow`` list only removes pattern checks. The survivor checks ignore it: an
+    allowed email that is also an original value of a masked column fails ``no_original_values``.
+    Columns whose transform edits inside values (scrub, regex, json) may publish text that held
+    nothing to replace unchanged; for them only the tokens found inside must not survive.
+
+    Known limitations:
+        A row-count expectation per chunk cannot see the whole table, so the table's row count
+        is the sum of GX's observed counts, compared here.
+    """
+    started = time.perf_counter()
+    runner = _Runner.get()
+    identifiers = np.unique(np.asarray(identifier_fingerprints, dtype=np.uint64))
+    checks = _Checks()
+    for name in dropped:
+        present = name in published_tables
+        checks.set(name, None, DROPPED_TABLE, unexpected=int(present), elements=1)
+
+    by_name = {t.name: t for t in tables}
+    key_sets = _KeySets(by_name)
+    for table in tables:
+        suite = build_suite(source, table)
+        if report_dir is not None:
+            path = Path(report_dir) / "suites" / f"{table.name}.json"
+            save_suite(suite, path)
+            load_suite(path)
+        fks = [(cols, ref, ref_cols) for child, cols, ref, ref_cols in foreign_keys if child == table.name]
+        _TableValidation(runner, suite, table, identifiers, key, fks, key_sets, checks).run()
+
+    summary = _summary(checks, tables, runner.version)
+    log.info(
+        "validated %d table(s) of %s in %.1f s: %d check(s), %d failed",
+        len(tables), source, time.perf_counter() - started, len(summary["checks"]),
+        sum(not c["passed"] for c in summary["checks"]),
+    )
+    return summary
+
+
+def failures(summary: dict) -> list[tuple[str, str | None, str, int]]:
+    """Return (table, column, check, offending count) for every failed check of a summary."""
+    return [(c["table"], c["column"], c["check"], c["unexpected_count"]) for c in summary["checks"] if not c["passed"]]
+
+
+def _summary(checks: _Checks, tables: list[TableInput], version: str) -> dict:
+    listed = list(checks.entries.values())
+    for entry in listed:
+        elements = entry["element_count"]
+        entry["unexpected_rate"] = round(entry["unexpected_count"] / elements, 6) if elements else 0.0
+    per_table = {}
+    for table in tables:
+        own = checks.for_table(table.name)
+        rows = next((c["element_count"] for c in own if c["check"] == ROW_COUNT), 0)
+        per_table[table.name] = {"rows": rows, "checks": len(own), "failed": sum(not c["passed"] for c in own)}
+    return {
+        "passed": all(c["passed"] for c in listed),
+        "engine": f"great_expectations {version}",
+        "checks": listed,
+        "tables": per_table,
+    }
+
+
+class _TableValidation:
+    """One pass over a published table: GX per chunk, then the numpy checks on the same chunk."""
+
+    def __init__(self, runner, suite, table, identifiers, key, fks, key_sets, checks) -> None:
+        self.runner, self.suite, self.table = runner, suite, table
+        self.identifiers, self.key, self.fks, self.key_sets, self.checks = identifiers, key, fks, key_sets, checks
+        self.columns = {c.name: c for c in table.columns if c.transform != "drop"}
+        self.dropped_columns = {c.name for c in table.columns if c.transform == "drop"}
+        self.text = [c for c in self.columns.values() if c.logical in SURVIVOR_LOGICAL]
+        self.row_scoped = [c for c in self.columns.values() if c.survivor_scope in ("row", "set")]
+        self.originals: dict[str, np.ndarray] = {}
+        self.unique_hashes: dict[str, list[np.ndarray]] = {c.name: [] for c in self.columns.values() if c.unique}
+        self.fk_hashes: list[list[np.ndarray]] = [[] for _ in fks]
+        self.offset = 0
+        self.gx_rows = 0
+
+    def run(self) -> None:
+        from expectations import custom
+
+        self._declare()
+        for chunk in _chunks(self.table.batches(), CHUNK_ROWS):
+            self._check_columns(chunk)
+            frame = self._frame(chunk)
+            try:
+                self._record_gx(self.runner.run(self.suite, frame), chunk.num_rows)
+                self._survivors(chunk, frame)
+                self._collect_keys(chunk)
+            finally:
+                custom.clear_cache()  # findings hold matched text; drop them with the chunk
+            self.offset += chunk.num_rows
+        self._finish()
+
+    def _declare(self) -> None:
+        name = self.table.name
+        for expectation in self.suite.expectations:
+            self.checks.declare(name, getattr(expectation, "column", None), expectation.meta["check"])
+        self.checks.declare(name, None, COLUMNS_DECLARED)
+        for column in self.text:
+            self.checks.declare(name, column.name, NO_ORIGINAL)
+        for column in self.row_scoped:
+            original = self.table.row_fingerprints(column.name)
+            if original is None:
+                log.info("%s.%s: no original row fingerprints recorded; %s skipped", name, column.name, NO_ROW_KEPT)
+                continue
+            self.originals[column.name] = np.asarray(original, dtype=np.uint64)
+            if not _edits_inside(column):
+                self.checks.declare(name, column.name, NO_ROW_KEPT)
+        for cols, ref, _ in self.fks:
+            self.checks.declare(name, ",".join(cols), f"{FOREIGN_KEY}:{ref}")
+
+    def _check_columns(self, chunk: pa.Table) -> None:
+        present = set(chunk.column_names)
+        stray = sorted((present - set(self.columns)) | (present & self.dropped_columns))
+        missing = sorted(set(self.columns) - present)
+        if stray or missing:
+            log.warning(
+                "%s: published columns differ from the policy: %d undeclared or dropped, %d missing",
+                self.table.name, len(stray), len(missing),
+            )
+        self.checks.add(self.table.name, None, COLUMNS_DECLARED, len(stray) + len(missing), len(present))
+
+    def _frame(self, chunk: pa.Table) -> pd.DataFrame:
+        """Return the columns GX reads, strings as Arrow-backed pandas columns."""
+        arrays, names = [], []
+        for column in self.columns.values():
+            if column.name not in chunk.column_names:
+                continue
+            if column.logical in PATTERN_LOGICAL or column.unique:
+                array = chunk.column(column.name)
+                if column.logical in SURVIVOR_LOGICAL and not _is_string(array.type):
+                    array = array.cast(pa.string())
+                arrays.append(array)
+                names.append(column.name)
+        if not names:
+            return pd.DataFrame(index=pd.RangeIndex(chunk.num_rows))
+        return pa.table(arrays, names=names).to_pandas()
+
+    def _record_gx(self, result, rows: int) -> None:
+        for outcome in result.results:
+            config = outcome.expectation_config
+            check, column = config.meta["check"], config.kwargs.get("column")
+            if outcome.exception_info and outcome.exception_info.get("raised_exception"):
+                # Fail closed: a check that could not run proves nothing. The message may quote data.
+                log.warning("%s.%s: check %s raised inside GX; counted as failed", self.table.name, column, check)
+                self.checks.add(self.table.name, column, check, rows, rows, passed=False)
+            elif check == ROW_COUNT:
+                self.gx_rows += int(outcome.result.get("observed_value") or 0)
+            else:
+                self.checks.add(
+                    self.table.name, column, check,
+                    int(outcome.result.get("unexpected_count") or 0), int(outcome.result.get("element_count") or 0),
+                    passed=bool(outcome.success),
+                )
+
+    def _survivors(self, chunk: pa.Table, frame: pd.DataFrame) -> None:
+        from expectations import custom
+
+        row_fps: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for column in self.text:
+            if column.name not in frame.columns:
+                continue
+            values = custom.as_arrow_strings(frame[column.name])
+            fps, idx, valid, _ = _encode_fingerprints(self.key, values)
+            row_fps[column.name] = (_per_row(fps, idx, valid), valid)
+            hit = np.isin(fps, self.identifiers)
+            rows = valid & hit[idx] if fps.size else np.zeros(len(values), dtype=bool)
+            if _edits_inside(column) and column.name in self.originals:
+                # Text that held nothing to replace is published as it was: only the tokens inside
+                # it (checked below) may not survive, not the unchanged text itself.
+                rows &= row_fps[column.name][0] != self._original_slice(column.name, len(values))
+            if column.logical in PATTERN_LOGICAL:
+                rows |= self._embedded_hits(custom.findings_for(frame[column.name]), len(values))
+            self.checks.add(self.table.name, column.name, NO_ORIGINAL, int(rows.sum()), int(valid.sum()))
+
+        for name, column in self.columns.items():
+            if name not in self.originals or name not in chunk.column_names or _edits_inside(column):
+                continue
+            if name not in row_fps:
+                fps, idx, valid, _ = _encode_fingerprints(self.key, chunk.column(name))
+                row_fps[name] = (_per_row(fps, idx, valid), valid)
+            mine, valid = row_fps[name]
+            theirs = self._original_slice(name, len(mine))
+            kept = (mine == theirs) & (theirs != 0) & valid
+            self.checks.add(self.table.name, name, NO_ROW_KEPT, int(kept.sum()), int(((theirs != 0) & valid).sum()))
+
+    def _original_slice(self, name: str, length: int) -> np.ndarray:
+        """Return the original row fingerprints aligned with the current chunk (0 past the end)."""
+        theirs = self.originals[name][self.offset:self.offset + length]
+        if len(theirs) < length:
+            theirs = np.concatenate([theirs, np.zeros(length - len(theirs), dtype=np.uint64)])
+        return theirs
+
+    def _embedded_hits(self, found, length: int) -> np.ndarray:
+        tokens = [(row, token) for row, _, token in found.tokens]
+        rows = np.zeros(length, dtype=bool)
+        if tokens:
+            hit = np.isin(fingerprints(self.key, [t for _, t in tokens]), self.identifiers)
+            rows[np.array([r for r, _ in tokens], dtype=np.int64)[hit]] = True
+        return rows
+
+    def _collect_keys(self, chunk: pa.Table) -> None:
+        for name, parts in self.unique_hashes.items():
+            if name in chunk.column_names:
+                hashes, valid = _hash_keys([chunk.column(name)])
+                parts.append(hashes[valid])
+        for (cols, _, _), parts in zip(self.fks, self.fk_hashes):
+            if all(c in chunk.column_names for c in cols):
+                hashes, valid = _hash_keys([chunk.column(c) for c in cols])
+                parts.append(hashes[valid])
+
+    def _finish(self) -> None:
+        name = self.table.name
+        self.checks.set(name, None, ROW_COUNT, abs(self.gx_rows - self.table.expected_rows), self.gx_rows)
+        for column, parts in self.unique_hashes.items():
+            values = np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
+            _, counts = np.unique(values, return_counts=True)
+            self.checks.set(name, column, UNIQUE, int(counts[counts > 1].sum()), len(values))
+        for (cols, ref, ref_cols), parts in zip(self.fks, self.fk_hashes):
+            values = np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
+            referenced = self.key_sets.get(ref, ref_cols)
+            dangling = int((~np.isin(values, referenced)).sum())
+            self.checks.set(name, ",".join(cols), f"{FOREIGN_KEY}:{ref}", dangling, len(values))
+
+
+class _KeySets:
+    """Sorted hashes of referenced key columns, read once per (table, columns)."""
+
+    def __init__(self, tables: dict[str, TableInput]) -> None:
+        self.tables = tables
+        self.cache: dict[tuple[str, tuple[str, ...]], np.ndarray] = {}
+
+    def get(self, table: str, columns: tuple[str, ...]) -> np.ndarray:
+        slot = (table, tuple(columns))
+        if slot not in self.cache:
+            source = self.tables.get(table)
+            if source is None:
+                log.warning("referenced table %s is not published; every key referring to it dangles", table)
+                self.cache[slot] = np.zeros(0, dtype=np.uint64)
+            else:
+                parts = []
+                for batch in source.batches():
+                    hashes, valid = _hash_keys([batch.column(c) for c in columns])
+                    parts.append(hashes[valid])
+                self.cache[slot] = np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.uint64)
+        return self.cache[slot]
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def _is_string(kind: pa.DataType) -> bool:
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
+
+
+def _chunks(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.Table]:
+    """Join record batches into tables of at least ``rows`` rows (the last one may be smaller)."""
+    pending, size = [], 0
+    for batch in batches:
+        pending.append(batch)
+        size += batch.num_rows
+        if size >= rows:
+            yield pa.Table.from_batches(pending)
+            pending, size = [], 0
+    if pending:
+        yield pa.Table.from_batches(pending)
+
+
+def _encode_fingerprints(key: MaskingKey, values: pa.Array | pa.ChunkedArray):
+    """Fingerprint the distinct values of a column once; return (fps, row index, valid, distinct)."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    encoded = values.dictionary_encode()
+    distinct = encoded.dictionary.to_pylist()
+    fps = fingerprints(key, distinct) if distinct else np.zeros(0, dtype=np.uint64)
+    valid = encoded.indices.is_valid().to_numpy(zero_copy_only=False)
+    idx = encoded.indices.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    return fps, idx, valid, distinct
+
+
+def _per_row(fps: np.ndarray, idx: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    if not fps.size:
+        return np.zeros(len(idx), dtype=np.uint64)
+    return np.where(valid, fps[idx], np.uint64(0))
+
+
+def _edits_inside(column: ColumnInput) -> bool:
+    """Return whether the column's transform edits inside values, leaving clean text as it was."""
+    return column.transform.split(":", 1)[0] in EDITS_INSIDE
+
+
+def _hash_keys(columns: list[pa.Array | pa.ChunkedArray]) -> tuple[np.ndarray, np.ndarray]:
+    """Return a 64-bit hash per row of one or more key columns, and where every part is non-null."""
+    combined, valid = None, None
+    for column in columns:
+        present = column.is_valid().to_numpy(zero_copy_only=False)
+        if pa.types.is_integer(column.type) or pa.types.is_boolean(column.type):
+            hashes = column.cast(pa.int64()).fill_null(0).to_numpy().view(np.uint64)
+        else:
+            text = column if _is_string(column.type) else column.cast(pa.string())
+            hashes = pd.util.hash_array(text.fill_null("").to_numpy(zero_copy_only=False))
+        combined = hashes if combined is None else (combined * _HASH_STEP) ^ hashes
+        valid = present if valid is None else valid & present
+    return combined, valid
+
+
+# --- report -------------------------------------------------------------------------------------
+
+_REPORT_FIELDS = ("transform", "classification", "survivor_scope", "allow")
+_STYLE = """
+body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}
+table{border-collapse:collapse;margin:.5em 0 1.5em}
+td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top}
+th{background:#f3f3f3}.ok{color:#176b21}.bad{color:#b00020;font-weight:600}
+"""
+
+
+def write_report(summary: dict, manifest_columns: dict, path: Path) -> None:
+    """Write a self-contained HTML privacy report of a validation summary.
+
+    ``manifest_columns`` maps table -> column -> metadata; only the transform, classification,
+    survivor scope and allow list are shown. The page holds names, counts and outcomes only.
+    """
+    esc = html.escape
+    verdict = "passed" if summary["passed"] else "FAILED"
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>cleanroom privacy report</title>",
+        f"<style>{_STYLE}</style></head><body>",
+        f"<h1>Privacy report: <span class='{'ok' if summary['passed'] else 'bad'}'>{verdict}</span></h1>",
+        f"<p>Engine: {esc(str(summary.get('engine', '')))}. Values are never shown; counts are rows.</p>",
+    ]
+    by_table: dict[str, list[dict]] = {}
+    for check in summary["checks"]:
+        by_table.setdefault(check["table"], []).append(check)
+    for table in sorted(set(by_table) | set(manifest_columns)):
+        info = summary["tables"].get(table, {})
+        parts.append(f"<h2>{esc(table)}</h2>")
+        if info:
+            parts.append(f"<p>{info['rows']} rows, {info['checks']} checks, {info['failed']} failed.</p>")
+        parts.append(_report_table(table, by_table.get(table, []), manifest_columns.get(table, {})))
+    parts.append("</body></html>")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text("\n".join(parts), encoding="utf-8")
+
+
+def _report_table(table: str, checks: list[dict], columns: dict) -> str:
+    esc = html.escape
+    names = list(columns) + [c["column"] for c in checks if c["column"] and c["column"] not in columns]
+    rows = ["<table><tr><th>column</th>" + "".join(f"<th>{f}</th>" for f in _REPORT_FIELDS) + "<th>checks</th></tr>"]
+    for column in [None, *dict.fromkeys(names)]:
+        meta = columns.get(column, {}) if column else {}
+        own = [c for c in checks if c["column"] == column]
+        if column is None and not own:
+            continue
+        cells = "".join(f"<td>{esc(_field(meta.get(f)))}</td>" for f in _REPORT_FIELDS)
+        outcome = "<br>".join(
+            f"<span class='{'ok' if c['passed'] else 'bad'}'>{esc(c['check'])}: "
+            f"{'ok' if c['passed'] else 'FAILED'} ({c['unexpected_count']}/{c['element_count']})</span>"
+            for c in own
+        )
+        rows.append(f"<tr><td>{esc(column or '(table)')}</td>{cells}<td>{outcome}</td></tr>")
+    rows.append("</table>")
+    return "\n".join(rows)
+
+
+def _field(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value)
+    return str(value)

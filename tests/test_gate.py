@@ -1,0 +1,295 @@
+"""The validation gate on synthetic Arrow data with real Great Expectations (nothing mocked).
+
+Each leak test plants one kind of leak in an otherwise clean snapshot and asserts which
+check fired, so a check that fires for the wrong reason cannot pass the test.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from expectations import ColumnInput, SuiteError, TableInput, build_suite, failures, load_suite, save_suite
+from expectations import validate_snapshot, write_report
+from masking.keys import MaskingKey, fingerprints
+
+KEY = MaskingKey.demo()
+LEAK_EMAIL = "leak.person@realmail.test"
+LEAK_CARD = "4111 1111 1111 1111"
+LEAK_AWS = "AKIAIOSFODNN7EXAMPLE"
+
+# Original (pre-masking) values of the customers table; the published copy holds fakes.
+ORIGINAL_EMAILS = [f"real.person{i}@realmail.test" for i in range(6)]
+ORIGINAL_FIRST = ["Alice", "Bob", "Carol", "Dave", "Erin", "Frank"]
+ORIGINAL_NAMES = [f"{first} Realperson" for first in ORIGINAL_FIRST]
+SAFE_NOTES = [
+    "Order ORD-2024-000123 shipped at 2024-05-01T10:15:00Z",
+    "Upgraded client to v3.3.2, build 2024.05.01",
+    "Ticket 7f1d3c9e-2a4b-4c8d-9e0f-1a2b3c4d5e6f closed",
+    "Customer wrote to jane.doe@example.com, call +1-555-201-3344",
+    "Invoice 20240501123456 paid; ref 0042-7781",
+    None,
+]
+
+
+def _batches(table: pa.Table, size: int = 2):
+    return lambda: iter(table.to_batches(max_chunksize=size))
+
+
+def _row_fps(originals: dict[str, list]):
+    def lookup(column: str):
+        values = originals.get(column)
+        if values is None:
+            return None
+        out = fingerprints(KEY, [v if v is not None else "" for v in values])
+        out[[v is None for v in values]] = 0
+        return out
+
+    return lookup
+
+
+def customers(**overrides) -> TableInput:
+    data = {
+        "id": [1, 2, 3, 4, 5, 6],
+        "email": [f"user{i}.x7k2@example.com" for i in range(6)],
+        "first_name": ["Zoe", "Yann", "Xena", "Walt", "Vera", "Umar"],
+        "name": ["Zoe Fake", "Yann Fake", "Xena Fake", "Walt Fake", "Vera Fake", "Umar Fake"],
+        "note": SAFE_NOTES,
+        "profile": ['{"plan": "pro", "since": "2021-03-04"}'] * 5 + ['{"tags": ["a", "b"]}'],
+        "uuid": [f"00000000-0000-4000-8000-00000000000{i}" for i in range(6)],
+    }
+    data.update(overrides.pop("data", {}))
+    columns = [
+        ColumnInput("id", "integer", "keep", False, None, unique=True),
+        ColumnInput("email", "string", "fake:email", True, "set", unique=True),
+        ColumnInput("first_name", "string", "fake:first_name", True, "row"),
+        ColumnInput("name", "string", "fake:name", True, "set"),
+        ColumnInput("note", "string", "scrub", True, "set"),
+        ColumnInput("profile", "json", "keep", False, None),
+        ColumnInput("uuid", "uuid", "keep", False, None),
+    ]
+    columns = overrides.pop("columns", columns)
+    table = pa.table(data)
+    originals = {"email": ORIGINAL_EMAILS, "first_name": ORIGINAL_FIRST, "name": ORIGINAL_NAMES, "note": SAFE_NOTES}
+    return TableInput(
+        name="customers", expected_rows=overrides.pop("expected_rows", 6), columns=columns,
+        batches=_batches(table), row_fingerprints=_row_fps(overrides.pop("originals", originals)),
+    )
+
+
+def orders(customer_ids=(1, 2, 2, 6)) -> TableInput:
+    table = pa.table({
+        "id": pa.array(range(1, len(customer_ids) + 1), type=pa.int32()),
+        "customer_id": pa.array(customer_ids, type=pa.int32()),
+        "reference": [f"ORD-2024-{n:06d}" for n in range(len(customer_ids))],
+    })
+    return TableInput(
+        name="orders", expected_rows=len(customer_ids),
+        columns=[
+            ColumnInput("id", "integer", "keep", False, None, unique=True),
+            ColumnInput("customer_id", "integer", "keep", False, None),
+            ColumnInput("reference", "string", "keep", False, None),
+        ],
+        batches=_batches(table, 3), row_fingerprints=lambda column: None,
+    )
+
+
+def identifiers(*extra: str) -> np.ndarray:
+    # What the pipeline records: whole values of set-scope text columns (notes included).
+    return np.unique(fingerprints(KEY, [*ORIGINAL_EMAILS, *ORIGINAL_NAMES, *SAFE_NOTES[:5], *extra]))
+
+
+def run(tables, *, dropped=(), published=None, extra_identifiers=(), fks=None, report_dir=None) -> dict:
+    names = {t.name for t in tables}
+    return validate_snapshot(
+        source="shop", tables=tables, dropped=list(dropped),
+        published_tables=names if published is None else published,
+        identifier_fingerprints=identifiers(*extra_identifiers), key=KEY,
+        foreign_keys=[("orders", ("customer_id",), "customers", ("id",))] if fks is None else fks,
+        report_dir=report_dir,
+    )
+
+
+def fired(summary) -> set[tuple[str, str | None, str]]:
+    return {(table, column, check) for table, column, check, _ in failures(summary)}
+
+
+def test_clean_snapshot_passes_with_no_false_alarms(tmp_path):
+    summary = run([customers(), orders()], report_dir=tmp_path)
+
+    assert fired(summary) == set()
+    assert summary["passed"] is True
+    assert summary["engine"].startswith("great_expectations 1.")
+    assert summary["tables"]["customers"]["rows"] == 6
+    checks = {(c["table"], c["column"], c["check"]) for c in summary["checks"]}
+    assert {
+        ("customers", "note", "no_email"), ("customers", "note", "no_card"), ("customers", "profile", "no_aws_access_key"),
+        ("customers", "note", "no_original_values"), ("customers", "first_name", "no_row_kept_original"),
+        ("customers", "email", "unique"), ("customers", None, "row_count"),
+        ("orders", "customer_id", "foreign_key_joins:customers"),
+    } <= checks
+
+
+def test_kept_personal_column_fails_survivor_set_check():
+    base = customers(data={"name": ORIGINAL_NAMES})
+    columns = [replace(c, transform="keep", masks=False, survivor_scope=None) if c.name == "name" else c for c in base.columns]
+    summary = run([replace(base, columns=columns)])
+
+    assert fired(summary) == {("customers", "name", "no_original_values")}
+    assert failures(summary)[0][3] == 6
+
+
+def test_fake_equal_to_another_persons_original_fails_set_check_only():
+    names = [ORIGINAL_NAMES[2], *["Fake Person"] * 5]
+    summary = run([customers(data={"name": names})])
+
+    assert fired(summary) == {("customers", "name", "no_original_values")}
+
+
+def test_email_in_free_text_fails_pattern_and_survivor_checks():
+    notes = [*SAFE_NOTES[:5], f"please write to {LEAK_EMAIL} soon"]
+    summary = run([customers(data={"note": notes})], extra_identifiers=(LEAK_EMAIL,))
+
+    assert fired(summary) == {("customers", "note", "no_email"), ("customers", "note", "no_original_values")}
+    assert dict(((t, c, k), n) for t, c, k, n in failures(summary))[("customers", "note", "no_email")] == 1
+
+
+def test_card_in_note_fails_card_check_but_order_numbers_do_not():
+    notes = [*SAFE_NOTES[:5], f"paid with {LEAK_CARD} exp 12/27"]
+    summary = run([customers(data={"note": notes})])
+
+    assert fired(summary) == {("customers", "note", "no_card")}
+
+
+def test_aws_key_inside_json_column_fails_aws_check():
+    profile = ['{"plan": "pro"}'] * 5 + [json.dumps({"aws_access_key_id": LEAK_AWS})]
+    summary = run([customers(data={"profile": profile})])
+
+    assert fired(summary) == {("customers", "profile", "no_aws_access_key")}
+
+
+def test_masked_column_swapped_to_keep_fails_row_check():
+    summary = run([customers(data={"first_name": ORIGINAL_FIRST})])
+
+    assert fired(summary) == {("customers", "first_name", "no_row_kept_original")}
+
+
+def test_row_count_mismatch_fails():
+    summary = run([customers(expected_rows=7)])
+
+    assert fired(summary) == {("customers", None, "row_count")}
+
+
+def test_dropped_table_present_fails():
+    summary = run([customers()], dropped=["payments"], published={"customers", "payments"}, fks=[])
+
+    assert fired(summary) == {("payments", None, "dropped_table_absent")}
+
+
+def test_dropped_table_absent_passes():
+    summary = run([customers()], dropped=["payments"], fks=[])
+
+    assert summary["passed"] is True
+
+
+def test_duplicate_across_batches_in_unique_column_fails():
+    emails = [f"user{i}.x7k2@example.com" for i in range(5)] + ["user0.x7k2@example.com"]
+    summary = run([customers(data={"email": emails})])
+
+    assert fired(summary) == {("customers", "email", "unique")}
+    assert dict(((t, c, k), n) for t, c, k, n in failures(summary))[("customers", "email", "unique")] == 2
+
+
+def test_dangling_foreign_key_fails():
+    summary = run([customers(), orders(customer_ids=(1, 2, 99, None))])
+
+    assert fired(summary) == {("orders", "customer_id", "foreign_key_joins:customers")}
+
+
+@pytest.mark.parametrize("allow, expected", [(("email",), set()), ((), {("customers", "contact", "no_email")})],
+                         ids=["allowed-email-passes", "not-allowed-email-fails"])
+def test_allow_list_on_kept_column(allow, expected):
+    summary = run([with_contact(allow, "support@shop-corp.test")])
+
+    assert fired(summary) == expected
+
+
+def test_allow_list_does_not_excuse_an_original_value():
+    summary = run([with_contact(("email",), ORIGINAL_EMAILS[2])])
+
+    assert fired(summary) == {("customers", "contact", "no_original_values")}
+
+
+def with_contact(allow: tuple[str, ...], value: str) -> TableInput:
+    base = customers()
+    contact = ColumnInput("contact", "string", "keep", False, None, allow=allow)
+    table = pa.Table.from_batches(list(base.batches())).append_column("contact", pa.array([value] * 6))
+    return replace(base, columns=[*base.columns, contact], batches=_batches(table))
+
+
+def test_undeclared_published_column_fails():
+    base = customers()
+    table = pa.Table.from_batches(list(base.batches())).append_column("ssn", pa.array(["x"] * 6))
+    summary = run([replace(base, batches=_batches(table))])
+
+    assert fired(summary) == {("customers", None, "columns_declared")}
+
+
+def test_no_value_appears_in_summary_report_or_suites(tmp_path):
+    notes = [*SAFE_NOTES[:4], f"mail {LEAK_EMAIL}", f"card {LEAK_CARD}"]
+    profile = ['{"plan": "pro"}'] * 5 + [json.dumps({"aws_access_key_id": LEAK_AWS})]
+    tables = [customers(data={"note": notes, "profile": profile, "first_name": ORIGINAL_FIRST}), orders()]
+    summary = run(tables, extra_identifiers=(LEAK_EMAIL,), report_dir=tmp_path)
+    report = tmp_path / "report.html"
+    write_report(summary, {"customers": {"note": {"transform": "scrub", "classification": "free_text"}}}, report)
+
+    assert not summary["passed"]
+    published = [json.dumps(summary), report.read_text()] + [p.read_text() for p in (tmp_path / "suites").glob("*.json")]
+    planted = [LEAK_EMAIL, LEAK_CARD, LEAK_CARD.replace(" ", ""), LEAK_AWS, "Alice", "realmail", *SAFE_NOTES[:4]]
+    for text in published:
+        for value in planted:
+            assert value not in text
+
+
+def test_report_is_readable_html(tmp_path):
+    summary = run([customers(data={"first_name": ORIGINAL_FIRST})])
+    path = tmp_path / "report.html"
+    write_report(summary, {"customers": {"first_name": {"transform": "fake:first_name", "classification": "personal"}}}, path)
+
+    page = path.read_text()
+    assert page.startswith("<!doctype html>") and "FAILED" in page
+    assert "fake:first_name" in page and "personal" in page and "no_row_kept_original" in page
+
+
+def test_suite_round_trips_with_every_expectation(tmp_path):
+    suite = build_suite("shop", customers())
+    save_suite(suite, tmp_path / "customers.json")
+
+    loaded = load_suite(tmp_path / "customers.json")
+
+    assert len(loaded.expectations) == len(suite.expectations) > 30
+    assert {e.expectation_type for e in loaded.expectations} >= {"expect_column_values_to_hold_no_detector_match"}
+
+
+def test_load_suite_raises_when_gx_drops_an_expectation(tmp_path):
+    path = tmp_path / "s.json"
+    save_suite(build_suite("shop", orders()), path)
+    data = json.loads(path.read_text())
+    data["expectations"].append({**data["expectations"][0], "type": "expect_column_values_to_be_a_unicorn", "id": None})
+    path.write_text(json.dumps(data))
+
+    written = len(data["expectations"])
+
+    with pytest.raises(SuiteError, match=f"holds {written} expectations but {written - 1} loaded"):
+        load_suite(path)
+
+
+def test_unknown_allow_kind_is_rejected():
+    table = customers(columns=[ColumnInput("note", "string", "keep", False, None, allow=("emial",))])
+
+    with pytest.raises(SuiteError, match="unknown detector kind"):
+        build_suite("shop", table)
