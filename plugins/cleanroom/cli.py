@@ -66,9 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _extra_commands():
     """Sub-commands that live in their own modules (engineer commands, scan)."""
-    from cleanroom import cli_engineer
+    from cleanroom import cli_engineer, cli_scan
 
-    return [cli_engineer.register]
+    return [cli_engineer.register, cli_scan.register]
 
 
 # --- commands --------------------------------------------------------------------------------
