@@ -112,10 +112,18 @@ def advance_latest(bucket: Bucket, source: str, version: str, manifest_sha256: s
 
 
 def apply_retention(bucket: Bucket, source: str, retain: int) -> list[str]:
-    """Delete complete versions beyond the newest ``retain``; never the one LATEST names."""
+    """Keep ``retain`` complete versions, always including the one LATEST names; delete the rest.
+
+    Normally these are the newest ``retain``. When LATEST names an older version (a newer run
+    published but did not move it), LATEST and the newest ``retain - 1`` are kept.
+    """
     latest = read_latest(bucket, source)
     versions = complete_versions(bucket, source)
-    doomed = [v for v in versions[: max(0, len(versions) - retain)] if v != latest]
+    keep = set(versions[-retain:]) if retain > 0 else set()
+    if latest in versions and latest not in keep:
+        keep = set(versions[-(retain - 1):]) if retain > 1 else set()
+        keep.add(latest)
+    doomed = [v for v in versions if v not in keep]
     for version in doomed:
         # Manifest first: the version turns invisible before its data goes.
         bucket.path(manifest_key(source, version)).unlink()
