@@ -348,8 +348,11 @@ def classify_column(
     by_values = _from_evidence(evidence) if evidence and evidence.hits else None
     if by_name is not None:
         result = Classification(by_name.kind, by_name.rule, [f"name matches {by_name.label}"])
-        if by_values is not None and (result.rule == "keep" or by_values.kind in ("payment", "secret") and result.kind not in SENSITIVE):
-            result = Classification(by_values.kind, by_values.rule, result.reasons)
+        # Values can only make a column more sensitive: free text holding emails is personal,
+        # and a kept column with findings is masked the way its values ask for.
+        if by_values is not None and by_values.kind in SENSITIVE and result.kind not in SENSITIVE:
+            result.kind = by_values.kind
+            result.rule = by_values.rule if result.rule == "keep" else result.rule
     elif by_values is not None:
         result = by_values
     else:
