@@ -69,79 +69,172 @@ def _kana(kind: str) -> dict[str, Any]:
 # (``email_address`` is an email, ``ip_address`` an IP, ``first_name_kana`` kana).
 NAME_RULES: tuple[NameRule, ...] = (
     NameRule(
-        "password or secret", "secret", "redact",
+        "password or secret",
+        "secret",
+        "redact",
         r"password|passwd|pwd|pass|passhash|pass_?hash|passcode|pin|pin_code|secret|api_?key|apikey"
         r"|private_?key|secret_?key|access_?key|token|salt|otp|totp|credentials?",
-        r"パスワード|暗証番号|秘密鍵|トークン", numeric=True,
+        r"パスワード|暗証番号|秘密鍵|トークン",
+        numeric=True,
     ),
     NameRule(
-        "payment card or bank account", "payment", "redact",
+        "payment card or bank account",
+        "payment",
+        "redact",
         r"card_?(?:number|no|num|nbr)|cardnumber|cc_?(?:num|number|no)|ccnum|pan|credit_?card|cvv2?|cvc2?"
         r"|card_?exp\w*|card_?expir\w*|iban|account_?(?:number|no|num)|acct_?(?:no|num|number)"
         r"|bank_?account|routing_?(?:number|no)|sort_?code",
-        r"カード番号|クレジットカード|口座|セキュリティコード", numeric=True,
+        r"カード番号|クレジットカード|口座|セキュリティコード",
+        numeric=True,
     ),
     NameRule(
-        "national id", "personal", "redact",
+        "national id",
+        "personal",
+        "redact",
         r"ssn|social_?security(?:_number|_no)?|national_?id|nin|passport(?:_no|_number)?"
         r"|driver_?s?_?licen[cs]e(?:_no|_number)?|licen[cs]e_?(?:no|number)|tax_?id|my_?number|mynumber",
-        r"マイナンバー|個人番号|免許証|旅券|パスポート|保険証", numeric=True,
+        r"マイナンバー|個人番号|免許証|旅券|パスポート|保険証",
+        numeric=True,
     ),
-    NameRule("last name (kana)", "personal", _kana("last_name_kana"),
-             r"(?:sei|last_?name|family_?name|surname)_kana|kana_(?:sei|last_?name)", r"^セイ$|^姓(?:カナ|かな|フリガナ)"),
-    NameRule("first name (kana)", "personal", _kana("first_name_kana"),
-             r"(?:mei|first_?name|given_?name)_kana|kana_(?:mei|first_?name)", r"^メイ$|^名(?:カナ|かな|フリガナ)"),
-    NameRule("name (kana)", "personal", _kana("name_kana"), r"kana|furigana|yomigana", r"フリガナ|ふりがな|カナ|よみがな"),
+    NameRule(
+        "last name (kana)",
+        "personal",
+        _kana("last_name_kana"),
+        r"(?:sei|last_?name|family_?name|surname)_kana|kana_(?:sei|last_?name)",
+        r"^セイ$|^姓(?:カナ|かな|フリガナ)",
+    ),
+    NameRule(
+        "first name (kana)",
+        "personal",
+        _kana("first_name_kana"),
+        r"(?:mei|first_?name|given_?name)_kana|kana_(?:mei|first_?name)",
+        r"^メイ$|^名(?:カナ|かな|フリガナ)",
+    ),
+    NameRule(
+        "name (kana)",
+        "personal",
+        _kana("name_kana"),
+        r"kana|furigana|yomigana",
+        r"フリガナ|ふりがな|カナ|よみがな",
+    ),
     NameRule("email", "personal", {"fake": "email"}, r"e_?mail|mail|mail_?address|email_?address", r"メール"),
     NameRule(
-        "phone", "personal", {"fake": "phone"},
+        "phone",
+        "personal",
+        {"fake": "phone"},
         r"phone|phone_?(?:no|number|num)|telephone|tel|tel_?no|mobile|cell|cellphone|cell_?phone|fax|msisdn",
-        r"電話|携帯|ＴＥＬ|ＦＡＸ|ファックス", numeric=True,
+        r"電話|携帯|ＴＥＬ|ＦＡＸ|ファックス",
+        numeric=True,
     ),
-    NameRule("first name", "personal", {"fake": "first_name"},
-             r"first_?name|fname|given_?name|forename|middle_?name|mname|mei", r"^名$|^下の名前$"),
-    NameRule("last name", "personal", {"fake": "last_name"},
-             r"last_?name|lname|surname|family_?name|maiden_?name|sei", r"^姓$|苗字|名字"),
     NameRule(
-        "full name", "personal", {"fake": "name"},
+        "first name",
+        "personal",
+        {"fake": "first_name"},
+        r"first_?name|fname|given_?name|forename|middle_?name|mname|mei",
+        r"^名$|^下の名前$",
+    ),
+    NameRule(
+        "last name",
+        "personal",
+        {"fake": "last_name"},
+        r"last_?name|lname|surname|family_?name|maiden_?name|sei",
+        r"^姓$|苗字|名字",
+    ),
+    NameRule(
+        "full name",
+        "personal",
+        {"fake": "name"},
         r"full_?name|fullname|person_?name|customer_?name|contact_?name|display_?name|real_?name|legal_?name"
         r"|card_?holder|cardholder|holder_?name|account_?holder|recipient|addressee|shimei|namae",
         r"氏名|名前|宛名|担当者",
     ),
     NameRule(
-        "user name", "personal", {"fake": "user_name"},
+        "user name",
+        "personal",
+        {"fake": "user_name"},
         r"user_?name|username|login|login_?name|handle|nickname|nick|screen_?name|account_?name",
         r"ユーザー?名|ログイン|ニックネーム|アカウント名",
     ),
-    NameRule("IP address", "personal", {"fake": "ipv4"},
-             r"ip|ipv4|ip_?addr|ip_?address|remote_?addr|client_?ip|last_?login_?ip|ipaddr", r"IPアドレス"),
-    NameRule("device identifier", "personal", "redact",
-             r"mac|mac_?address|imei|idfa|advertising_?id|device_?id", r"端末ID|MACアドレス"),
     NameRule(
-        "street address", "personal", {"fake": "street_address"},
+        "IP address",
+        "personal",
+        {"fake": "ipv4"},
+        r"ip|ipv4|ip_?addr|ip_?address|remote_?addr|client_?ip|last_?login_?ip|ipaddr",
+        r"IPアドレス",
+    ),
+    NameRule(
+        "device identifier",
+        "personal",
+        "redact",
+        r"mac|mac_?address|imei|idfa|advertising_?id|device_?id",
+        r"端末ID|MACアドレス",
+    ),
+    NameRule(
+        "street address",
+        "personal",
+        {"fake": "street_address"},
         r"address|addr|street|street_?address|address_?line|house_?(?:number|no)|building|apartment|apt|suite"
         r"|banchi|jusho|jyusho",
         r"住所|番地|建物|丁目|所在地",
     ),
-    NameRule("postal code", "personal", {"fake": "postal_code"},
-             r"postal|postal_?code|post_?code|postcode|zip|zip_?code|zipcode|yubin|yubin_?bango", r"郵便|〒", numeric=True),
-    NameRule("city", "personal", {"fake": "city"}, r"city|town|city_?name|municipality|shikuchoson", r"市区町村|市町村"),
-    NameRule("state or district", "personal", {"fake": "state"},
-             r"state|prefecture|province|region|district|county|todofuken", r"都道府県"),
+    NameRule(
+        "postal code",
+        "personal",
+        {"fake": "postal_code"},
+        r"postal|postal_?code|post_?code|postcode|zip|zip_?code|zipcode|yubin|yubin_?bango",
+        r"郵便|〒",
+        numeric=True,
+    ),
+    NameRule(
+        "city",
+        "personal",
+        {"fake": "city"},
+        r"city|town|city_?name|municipality|shikuchoson",
+        r"市区町村|市町村",
+    ),
+    NameRule(
+        "state or district",
+        "personal",
+        {"fake": "state"},
+        r"state|prefecture|province|region|district|county|todofuken",
+        r"都道府県",
+    ),
     NameRule("country", "quasi", "keep", r"country|country_?name|country_?code", r"国名"),
     NameRule(
-        "birth date", "personal", {"fake": "date_of_birth"},
+        "birth date",
+        "personal",
+        {"fake": "date_of_birth"},
         r"birth|birthday|birth_?date|birthdate|date_?of_?birth|dob|birth_?year|bday",
-        r"生年月日|誕生日", numeric=True, temporal=True,
+        r"生年月日|誕生日",
+        numeric=True,
+        temporal=True,
     ),
-    NameRule("geolocation", "personal", "redact",
-             r"lat|latitude|lng|lon|longitude|geo|geolocation|gps|coordinates", r"緯度|経度|位置情報", numeric=True),
-    NameRule("company", "personal", {"fake": "company"},
-             r"company|company_?name|employer|organi[sz]ation|org_?name|workplace", r"会社|勤務先|勤め先|企業名"),
-    NameRule("picture", "personal", "null",
-             r"picture|photo|avatar|image|img|signature|portrait|thumbnail|selfie", r"写真|画像|署名"),
     NameRule(
-        "free text", "free_text", "scrub",
+        "geolocation",
+        "personal",
+        "redact",
+        r"lat|latitude|lng|lon|longitude|geo|geolocation|gps|coordinates",
+        r"緯度|経度|位置情報",
+        numeric=True,
+    ),
+    NameRule(
+        "company",
+        "personal",
+        {"fake": "company"},
+        r"company|company_?name|employer|organi[sz]ation|org_?name|workplace",
+        r"会社|勤務先|勤め先|企業名",
+    ),
+    NameRule(
+        "picture",
+        "personal",
+        "null",
+        r"picture|photo|avatar|image|img|signature|portrait|thumbnail|selfie",
+        r"写真|画像|署名",
+    ),
+    NameRule(
+        "free text",
+        "free_text",
+        "scrub",
         r"notes?|comments?|description|desc|message|msg|body|remarks?|memo|text|content|bio|about|summary"
         r"|details|feedback|reason",
         r"備考|内容|メモ|コメント|本文|説明|自由記述|問い?合わ?せ",
@@ -160,10 +253,20 @@ PAYMENT_TABLE = re.compile(
 )
 
 PAYMENT_KINDS = frozenset({"card", "iban"})
-SECRET_KINDS = frozenset({
-    "private_key", "jwt", "aws_access_key", "aws_secret_key", "password_in_url", "bearer_token",
-    "generic_api_key", "hex_digest", "password_hash", "token",
-})
+SECRET_KINDS = frozenset(
+    {
+        "private_key",
+        "jwt",
+        "aws_access_key",
+        "aws_secret_key",
+        "password_in_url",
+        "bearer_token",
+        "generic_api_key",
+        "hex_digest",
+        "password_hash",
+        "token",
+    }
+)
 # What a column gets when one kind dominates its values.
 DOMINANT_FAKES: dict[str, Any] = {
     "email": {"fake": "email"},
@@ -179,7 +282,10 @@ DOMINANT_FAKES: dict[str, Any] = {
 # be noise: digests and password hashes, random tokens, postal codes in distinctive forms.
 SHAPES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("password_hash", re.compile(r"\$(?:2[abxy]?|argon2(?:id|i|d)|pbkdf2[\w-]*|scrypt|[156])\$\S{8,}")),
-    ("hex_digest", re.compile(r"(?:[0-9a-f]{32}|[0-9a-f]{40}|[0-9a-f]{56}|[0-9a-f]{64}|[0-9a-f]{128})", re.IGNORECASE)),
+    (
+        "hex_digest",
+        re.compile(r"(?:[0-9a-f]{32}|[0-9a-f]{40}|[0-9a-f]{56}|[0-9a-f]{64}|[0-9a-f]{128})", re.IGNORECASE),
+    ),
     ("postal_code", re.compile(r"[0-9]{5}-[0-9]{4}|[0-9]{3}-[0-9]{4}")),
 )
 _TOKEN_SHAPE = re.compile(r"[A-Za-z0-9+/_=.-]{20,}")
@@ -263,7 +369,7 @@ def gather_evidence(array) -> Evidence:
         text = array[row].as_py()
         matches = detectors.find(text)
         stripped = text.strip()
-        if len(matches) == 1 and text[matches[0].start:matches[0].end] == stripped:
+        if len(matches) == 1 and text[matches[0].start : matches[0].end] == stripped:
             whole[matches[0].kind] += 1
     for kind, count in _shape_counts(values).items():
         evidence.hits[kind] = evidence.hits.get(kind, 0) + count
@@ -288,7 +394,11 @@ def _shape_counts(values: Iterable[str]) -> Counter[str]:
 
 def _looks_like_token(text: str) -> bool:
     """A random-looking run of 20+ letters and digits: an API key, session id or the like."""
-    if not _TOKEN_SHAPE.fullmatch(text) or not any(c.isdigit() for c in text) or not any(c.isalpha() for c in text):
+    if (
+        not _TOKEN_SHAPE.fullmatch(text)
+        or not any(c.isdigit() for c in text)
+        or not any(c.isalpha() for c in text)
+    ):
         return False
     counts = Counter(text)
     entropy = -sum(n / len(text) * math.log2(n / len(text)) for n in counts.values())
@@ -321,7 +431,11 @@ def match_name(table_name: str, column: S.Column) -> NameRule | None:
             continue
         if rule.matches(normalised, column.name):
             return rule
-    if column.logical not in _NUMBERS | _TEMPORAL and BARE_NAME.match(normalised) and PERSON_TABLE.search(_normalise(table_name)):
+    if (
+        column.logical not in _NUMBERS | _TEMPORAL
+        and BARE_NAME.match(normalised)
+        and PERSON_TABLE.search(_normalise(table_name))
+    ):
         return NameRule("name in a table of people", "personal", {"fake": "name"}, "")
     return None
 
@@ -342,7 +456,9 @@ def classify_column(
     foreign = {c: fk for fk in table.foreign_keys for c in fk.columns}
     if column.name in foreign:
         fk = foreign[column.name]
-        return Classification("key", "keep", [f"foreign key to {fk.ref_table}: inherits the referenced column's transform"])
+        return Classification(
+            "key", "keep", [f"foreign key to {fk.ref_table}: inherits the referenced column's transform"]
+        )
 
     by_name = match_name(table.name, column)
     by_values = _from_evidence(evidence) if evidence and evidence.hits else None
@@ -381,7 +497,9 @@ def _from_evidence(evidence: Evidence) -> Classification:
     if kinds & SECRET_KINDS:
         return Classification("secret", "scrub", ["secrets inside the text"])
     if dominant in DOMINANT_FAKES:
-        return Classification("personal", DOMINANT_FAKES[dominant], [f"values are {dominant.replace('_', ' ')}s"])
+        return Classification(
+            "personal", DOMINANT_FAKES[dominant], [f"values are {dominant.replace('_', ' ')}s"]
+        )
     return Classification("personal", "scrub", ["personal data inside the text"])
 
 
@@ -393,7 +511,9 @@ def _by_type(column: S.Column) -> Classification:
     if column.logical == S.BINARY:
         return Classification("unknown", "null", ["binary content cannot be inspected"])
     if column.logical == S.OTHER:
-        return Classification("safe", "keep", [f"type {column.sql_type} cannot be masked in place; neutral name"])
+        return Classification(
+            "safe", "keep", [f"type {column.sql_type} cannot be masked in place; neutral name"]
+        )
     return Classification("unknown", "scrub", ["text of unknown content: scrubbed, not kept"])
 
 
@@ -493,7 +613,9 @@ def _fake_fits(rule: Any, column: S.Column, locale: str) -> bool:
     locale = spec.get("locale", locale) if isinstance(spec, dict) else locale
     unique = column.needs_injective or kind in transforms.ALWAYS_UNIQUE
     try:
-        fakes.fake_values(kind, np.zeros(1, dtype=np.uint64), locale, unique=unique, max_length=column.max_length)
+        fakes.fake_values(
+            kind, np.zeros(1, dtype=np.uint64), locale, unique=unique, max_length=column.max_length
+        )
     except TransformError:
         return False
     return True
@@ -522,7 +644,9 @@ def propose(
 ) -> TableProposal:
     """Propose a rule for a whole table: ``drop`` for payment tables, else one per column."""
     if is_payment_table(table.name):
-        return TableProposal(table.name, drop=True, reasons=["table name matches a payment table: dropped whole, never read"])
+        return TableProposal(
+            table.name, drop=True, reasons=["table name matches a payment table: dropped whole, never read"]
+        )
     proposal = TableProposal(table.name)
     for col in table.columns:
         proposal.columns[col.name] = classify_column(table, col, (evidence or {}).get(col.name), locale)
@@ -551,7 +675,9 @@ QUASI_NOTE = (
 )
 
 
-def render_policy(proposals: Iterable[TableProposal], locale: str = "en_US", header: Iterable[str] = ()) -> str:
+def render_policy(
+    proposals: Iterable[TableProposal], locale: str = "en_US", header: Iterable[str] = ()
+) -> str:
     """Render proposals as a policy file with the evidence in comments (counts, never values)."""
     proposals = list(proposals)
     lines = [f"# {line}" if line else "#" for line in header]

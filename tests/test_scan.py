@@ -9,10 +9,10 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 import sqlalchemy as sa
-
 from cleanroom import source as src
 from cleanroom.cli import EXIT_OK, EXIT_USAGE, main
 from cleanroom.scan import scan
+
 from masking import classify as C
 from masking import policy as P
 from masking import schema as S
@@ -21,25 +21,52 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Ground truth from ../shared/corpus/README.md: the columns of Pagila that hold personal data or secrets.
 PAGILA_PERSONAL = [
-    ("customer", "first_name"), ("customer", "last_name"), ("customer", "email"),
-    ("staff", "first_name"), ("staff", "last_name"), ("staff", "email"), ("staff", "username"),
-    ("staff", "password"), ("staff", "picture"),
-    ("address", "address"), ("address", "address2"), ("address", "district"), ("address", "postal_code"),
+    ("customer", "first_name"),
+    ("customer", "last_name"),
+    ("customer", "email"),
+    ("staff", "first_name"),
+    ("staff", "last_name"),
+    ("staff", "email"),
+    ("staff", "username"),
+    ("staff", "password"),
+    ("staff", "picture"),
+    ("address", "address"),
+    ("address", "address2"),
+    ("address", "district"),
+    ("address", "postal_code"),
     ("address", "phone"),
-    ("actor", "first_name"), ("actor", "last_name"),
+    ("actor", "first_name"),
+    ("actor", "last_name"),
 ]
 PAGILA_TABLES = {
-    "actor", "address", "category", "city", "country", "customer", "film", "film_actor", "film_category",
-    "inventory", "language", "rental", "staff", "store", "payment",
+    "actor",
+    "address",
+    "category",
+    "city",
+    "country",
+    "customer",
+    "film",
+    "film_actor",
+    "film_category",
+    "inventory",
+    "language",
+    "rental",
+    "staff",
+    "store",
+    "payment",
 }
 
 
 def _col(name: str, logical: str = S.STRING, **kw) -> S.Column:
-    sql_type = kw.pop("sql_type", {S.STRING: "TEXT", S.INTEGER: "INTEGER", S.DATE: "DATE"}.get(logical, logical.upper()))
+    sql_type = kw.pop(
+        "sql_type", {S.STRING: "TEXT", S.INTEGER: "INTEGER", S.DATE: "DATE"}.get(logical, logical.upper())
+    )
     return S.Column(name, sql_type, logical, **kw)
 
 
-def _classify(name: str, logical: str = S.STRING, table: str = "things", evidence=None, **kw) -> C.Classification:
+def _classify(
+    name: str, logical: str = S.STRING, table: str = "things", evidence=None, **kw
+) -> C.Classification:
     column = _col(name, logical, **kw)
     return C.classify_column(S.Table(table, (column,)), column, evidence)
 
@@ -153,15 +180,20 @@ def test_foreign_key_column_is_kept_to_inherit_the_referenced_transform_whatever
         (_col("phone", S.INTEGER, sql_type="BIGINT"), "null"),
         (_col("phone", S.INTEGER, sql_type="BIGINT", nullable=False), "hash"),
         (_col("zip", S.INTEGER, sql_type="SMALLINT", nullable=False), {"noise": {"relative": 0.5}}),
-        (_col("latitude", S.DECIMAL, sql_type="NUMERIC(8, 5)", precision=8, scale=5, nullable=False),
-         {"noise": {"relative": 0.2, "min": -999.99999, "max": 999.99999}}),
+        (
+            _col("latitude", S.DECIMAL, sql_type="NUMERIC(8, 5)", precision=8, scale=5, nullable=False),
+            {"noise": {"relative": 0.2, "min": -999.99999, "max": 999.99999}},
+        ),
         (_col("birthday", S.TIMESTAMP), {"date_shift": {"max_days": 365}}),
         (_col("email", S.JSON), "scrub"),
         (_col("password", S.OTHER, sql_type="TEXT[]", nullable=False), "drop"),
         (_col("password", S.OTHER, sql_type="TEXT[]"), "null"),
     ],
-    ids=lambda c: f"{c.name}:{c.sql_type}:{'null' if c.nullable else 'notnull'}{':unique' if c.unique else ''}"
-    if isinstance(c, S.Column) else None,
+    ids=lambda c: (
+        f"{c.name}:{c.sql_type}:{'null' if c.nullable else 'notnull'}{':unique' if c.unique else ''}"
+        if isinstance(c, S.Column)
+        else None
+    ),
 )
 def test_proposal_is_fitted_to_type_nullability_uniqueness_and_length(column, rule):
     result = C.classify_column(S.Table("t", (column,)), column)
@@ -182,7 +214,11 @@ def _build(rule):
     "evidence, kind, rule",
     [
         (C.Evidence(100, {"email": 100}, {"email": 100}), "personal", {"fake": "email"}),
-        (C.Evidence(100, {"phone_jp": 95}, {"phone_jp": 95}), "personal", {"fake": {"kind": "phone", "locale": "ja_JP"}}),
+        (
+            C.Evidence(100, {"phone_jp": 95}, {"phone_jp": 95}),
+            "personal",
+            {"fake": {"kind": "phone", "locale": "ja_JP"}},
+        ),
         (C.Evidence(100, {"card": 90}, {"card": 90}), "payment", "redact"),
         (C.Evidence(100, {"card": 2}, {}), "payment", "scrub"),
         (C.Evidence(100, {"email": 3}, {}), "personal", "scrub"),
@@ -190,7 +226,16 @@ def _build(rule):
         (C.Evidence(100, {"jwt": 1, "email": 40}, {"email": 40}), "secret", "scrub"),
         (C.Evidence(100, {}, {}), "unknown", "scrub"),
     ],
-    ids=["emails", "jp-phones", "cards", "card-in-text", "emails-in-text", "digests", "token-in-text", "nothing"],
+    ids=[
+        "emails",
+        "jp-phones",
+        "cards",
+        "card-in-text",
+        "emails-in-text",
+        "digests",
+        "token-in-text",
+        "nothing",
+    ],
 )
 def test_neutral_text_column_is_classified_by_its_values(evidence, kind, rule):
     result = _classify("contact", evidence=evidence)
@@ -205,7 +250,14 @@ def test_evidence_upgrades_a_kept_name_but_does_not_weaken_a_masked_one():
 
 
 def test_gather_evidence_counts_whole_values_and_shapes_without_keeping_values():
-    array = pa.array(["a.b@example.org", "write to c.d@example.org today", None, "8cb2237d0679ca88db6464eac60da96345513964"])
+    array = pa.array(
+        [
+            "a.b@example.org",
+            "write to c.d@example.org today",
+            None,
+            "8cb2237d0679ca88db6464eac60da96345513964",
+        ]
+    )
     evidence = C.gather_evidence(array)
     assert evidence.sampled == 3
     assert evidence.hits == {"email": 2, "hex_digest": 1}
@@ -219,12 +271,19 @@ def test_gather_evidence_counts_whole_values_and_shapes_without_keeping_values()
 def test_rendered_draft_round_trips_and_passes_the_check_for_awkward_names_and_types():
     columns = (
         _col("id", S.INTEGER, primary_key=True, unique=True, nullable=False),
-        _col("氏名", nullable=False), _col("yes"), _col("a b: c"), _col("null"),
+        _col("氏名", nullable=False),
+        _col("yes"),
+        _col("a b: c"),
+        _col("null"),
         _col("email", sql_type="VARCHAR(8)", max_length=8, unique=True),
         _col("tags", S.OTHER, sql_type="TEXT[]", nullable=False),
-        _col("セイ"), _col("photo", S.BINARY, nullable=False), _col("amount", S.DECIMAL, sql_type="NUMERIC(5, 2)"),
+        _col("セイ"),
+        _col("photo", S.BINARY, nullable=False),
+        _col("amount", S.DECIMAL, sql_type="NUMERIC(5, 2)"),
     )
-    schema = S.Schema({"顧客": S.Table("顧客", columns, primary_key=("id",)), "invoices": S.Table("invoices", columns[:1])})
+    schema = S.Schema(
+        {"顧客": S.Table("顧客", columns, primary_key=("id",)), "invoices": S.Table("invoices", columns[:1])}
+    )
     text = C.render_policy([C.propose(t) for t in schema.tables.values()], "ja_JP", ["header"])
     policy = P.check(P.loads(text), schema)
     assert policy.locale == "ja_JP"
@@ -241,10 +300,17 @@ CARDS = ["4111111111111111", "5555555555554444", "4012888888881881", "3782822463
 def wallet_db(tmp_path) -> str:
     path = tmp_path / "wallet.db"
     with sqlite3.connect(path) as db:
-        db.execute("CREATE TABLE wallet (id INTEGER PRIMARY KEY, instrument TEXT NOT NULL, notes TEXT, label TEXT)")
+        db.execute(
+            "CREATE TABLE wallet (id INTEGER PRIMARY KEY, instrument TEXT NOT NULL, notes TEXT, label TEXT)"
+        )
         for i in range(40):
-            note = f"customer asked to write to person{i}@example.org" if i % 4 == 0 else "no change requested"
-            db.execute("INSERT INTO wallet VALUES (?, ?, ?, ?)", (i + 1, CARDS[i % len(CARDS)], note, f"wallet {i % 3}"))
+            note = (
+                f"customer asked to write to person{i}@example.org" if i % 4 == 0 else "no change requested"
+            )
+            db.execute(
+                "INSERT INTO wallet VALUES (?, ?, ?, ?)",
+                (i + 1, CARDS[i % len(CARDS)], note, f"wallet {i % 3}"),
+            )
     return f"sqlite:///{path}"
 
 
@@ -326,8 +392,14 @@ def test_pagila_payment_is_dropped_and_keys_and_timestamps_stay_usable(pagila_sc
     proposals = pagila_scan.proposals
     assert proposals["payment"].drop
     assert set(proposals) == PAGILA_TABLES
-    for table, column in [("rental", "rental_id"), ("rental", "inventory_id"), ("rental", "customer_id"),
-                          ("inventory", "inventory_id"), ("rental", "last_update"), ("customer", "last_update")]:
+    for table, column in [
+        ("rental", "rental_id"),
+        ("rental", "inventory_id"),
+        ("rental", "customer_id"),
+        ("inventory", "inventory_id"),
+        ("rental", "last_update"),
+        ("customer", "last_update"),
+    ]:
         assert proposals[table].columns[column].rule == "keep", f"{table}.{column}"
     assert proposals["staff"].columns["picture"].rule == "null"
     assert proposals["country"].columns["country"].kind == "quasi"
@@ -356,7 +428,13 @@ def test_pagila_scanned_policy_holds_no_sampled_value(pagila_scan, pagila_url):
     engine = sa.create_engine(pagila_url)
     try:
         with engine.connect() as conn:
-            values = {v for q in queries for row in conn.exec_driver_sql(q) for v in row if v and len(v.strip()) >= 3}
+            values = {
+                v
+                for q in queries
+                for row in conn.exec_driver_sql(q)
+                for v in row
+                if v and len(v.strip()) >= 3
+            }
     finally:
         engine.dispose()
     assert len(values) > 2000

@@ -23,9 +23,15 @@ def register(subparsers) -> None:
     )
     p.add_argument("url", help="SQLAlchemy-style URL, e.g. postgresql://user@host/db or sqlite:///path.db")
     p.add_argument("--out", help="write the policy to this file (default: stdout)")
-    p.add_argument("--sample", type=_non_negative, default=1000, help="rows read per table (default 1000; 0: names only)")
-    p.add_argument("--schema", dest="db_schema", help="database schema to scan (default: the connection's default)")
-    p.add_argument("--locale", choices=("en_US", "ja_JP"), default="en_US", help="locale for fakes (default en_US)")
+    p.add_argument(
+        "--sample", type=_non_negative, default=1000, help="rows read per table (default 1000; 0: names only)"
+    )
+    p.add_argument(
+        "--schema", dest="db_schema", help="database schema to scan (default: the connection's default)"
+    )
+    p.add_argument(
+        "--locale", choices=("en_US", "ja_JP"), default="en_US", help="locale for fakes (default en_US)"
+    )
     p.set_defaults(func=cmd_scan)
 
 
@@ -42,6 +48,7 @@ def _non_negative(text: str) -> int:
 def cmd_scan(args) -> int:
     from cleanroom.cli import EXIT_OK
     from cleanroom.scan import scan
+
     from masking.classify import CLASSES
 
     result = scan(args.url, sample=args.sample, db_schema=args.db_schema, locale=args.locale)

@@ -45,7 +45,9 @@ class ScanResult:
         return counts
 
 
-def scan(url: str, *, sample: int = DEFAULT_SAMPLE, db_schema: str | None = None, locale: str = "en_US") -> ScanResult:
+def scan(
+    url: str, *, sample: int = DEFAULT_SAMPLE, db_schema: str | None = None, locale: str = "en_US"
+) -> ScanResult:
     """Reflect and sample the source at ``url``; return a checked draft policy.
 
     Raises SourceError when the URL is unusable or the source cannot be reached.
@@ -78,7 +80,9 @@ def _checked_url(url: str) -> str:
         )
     scheme = url.split("://", 1)[0]
     if not scheme or any(not (c.isalnum() or c in "+-.") for c in scheme):
-        raise SourceError(f"source URL has an invalid scheme {scheme!r}; use postgresql, mysql, mariadb or sqlite")
+        raise SourceError(
+            f"source URL has an invalid scheme {scheme!r}; use postgresql, mysql, mariadb or sqlite"
+        )
     return src.normalise_url(url)
 
 
@@ -113,13 +117,12 @@ def _first_batch(batches):
 
 
 def _header(schema: S.Schema, sample: int, db_schema: str | None) -> list[str]:
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     where = f"schema {db_schema}" if db_schema else "default schema"
+    sampled = f"first {sample} row(s) of each table sampled" if sample else "no rows sampled (names only)"
     return [
         f"Draft masking policy written by `cleanroom scan` on {stamp}.",
-        f"Source: a {schema.dialect} database, {where}, {len(schema.tables)} table(s); "
-        f"first {sample} row(s) of each table sampled." if sample else
-        f"Source: a {schema.dialect} database, {where}, {len(schema.tables)} table(s); no rows sampled (names only).",
+        f"Source: a {schema.dialect} database, {where}, {len(schema.tables)} table(s); {sampled}.",
         "It passes `cleanroom check` as written. Review every rule before it guards real data:",
         "comments give the class and the evidence (name patterns and match counts, never values).",
         "Foreign keys are `keep`: they inherit the transform of the key they reference.",
@@ -131,4 +134,6 @@ def _self_check(text: str, schema: S.Schema) -> None:
     try:
         P.check(P.loads(text, source="<scanned policy>"), schema)
     except CleanroomError as exc:
-        raise CleanroomError(f"the scanned draft policy does not pass its own check; please report this:\n{exc}") from exc
+        raise CleanroomError(
+            f"the scanned draft policy does not pass its own check; please report this:\n{exc}"
+        ) from exc
