@@ -526,14 +526,14 @@ def fit(result: Classification, column: S.Column, locale: str = "en_US") -> Clas
     The rule that comes back passes ``Transform.check`` for this column. Where no masking
     transform fits (a short unique text key, a NOT NULL array), the reason says so.
     """
-    rule, note = _fit_rule(result.rule, result.kind, column, locale)
+    rule, note = _fit_rule(result.rule, column, locale)
     if note:
         result.reasons.append(note)
     result.rule = rule
     return result
 
 
-def _fit_rule(rule: Any, kind: str, column: S.Column, locale: str) -> tuple[Any, str]:
+def _fit_rule(rule: Any, column: S.Column, locale: str) -> tuple[Any, str]:
     if rule == "keep":
         return rule, ""
     logical = column.logical

@@ -441,3 +441,40 @@ def test_pagila_scanned_policy_holds_no_sampled_value(pagila_scan, pagila_url):
     text = pagila_scan.policy_text
     leaked = [v for v in values if re.search(rf"(?<!\w){re.escape(v)}(?!\w)", text)]
     assert not leaked, f"{len(leaked)} sampled value(s) appear in the draft"
+
+
+@pytest.mark.parametrize("policy_source", ["scanned", "reviewed"])
+def test_pagila_policy_masks_a_real_batch_of_every_table(
+    pagila_scan, pagila_schema, pagila_url, policy_source
+):
+    from masking import transforms as T
+    from masking.keys import MaskingKey
+
+    text = (
+        pagila_scan.policy_text
+        if policy_source == "scanned"
+        else (ROOT / "policies" / "pagila.yaml").read_text()
+    )
+    policy = P.check(P.loads(text), pagila_schema)
+    engine = src.create_engine(pagila_url)
+    try:
+        with src.read_only(engine) as conn:
+            for name, rule in policy.tables.items():
+                if rule.action == P.DROP:
+                    continue
+                table = pagila_schema.tables[name]
+                columns = [c for c in table.column_names if not isinstance(rule.columns[c], T.DropColumn)]
+                contexts = {c: T.ColumnContext(MaskingKey.demo(), name, table.column(c)) for c in columns}
+                batches = src.stream_batches(conn, table, columns, 200)
+                batch = next(batches)
+                batches.close()
+                masked = T.apply_all(batch, rule.columns, contexts.__getitem__)
+                assert masked.num_rows == batch.num_rows, name
+    finally:
+        engine.dispose()
+
+
+def test_pagila_scan_in_ja_jp_with_an_explicit_schema_passes_its_own_check(pagila_url):
+    result = scan(pagila_url, sample=20, db_schema="public", locale="ja_JP")
+    assert result.policy_text.count("locale: ja_JP") == 1
+    assert "schema public" in result.policy_text
