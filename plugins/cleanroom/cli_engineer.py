@@ -40,7 +40,9 @@ def register(subparsers) -> None:
         "--into", required=True,
         help="target database URL: postgresql://USER@HOST/DB, mysql://USER@HOST/DB, sqlite:///FILE, duckdb:///FILE",
     )
-    p.add_argument("--from", dest="from_dir", type=Path, help="restore a folder made by `cleanroom pull` (verified again)")
+    p.add_argument(
+        "--from", dest="from_dir", type=Path, help="restore a folder made by `cleanroom pull` (verified again)",
+    )
     p.add_argument("--replace", action="store_true", help="drop target tables that already hold rows")
     p.add_argument(
         "--mysql-method", choices=("auto", "load-data", "insert"), default="auto",
@@ -127,7 +129,10 @@ def cmd_restore(args: argparse.Namespace) -> int:
     except restore.DRIVER_ERRORS as exc:
         return _failed(f"restore into {restore.redacted(args.into)} failed: {type(exc).__name__}: {exc}")
 
-    print(f"restored {snap.source} version {snap.version} into {result.target} ({result.method}, {result.seconds:.1f}s)")
+    print(
+        f"restored {snap.source} version {snap.version} into {result.target} "
+        f"({result.method}, {result.seconds:.1f}s)"
+    )
     for name, rows in result.tables.items():
         print(f"  {name:<30}{rows:>12} row(s)")
     print(f"  {result.constraints} key/foreign-key constraint(s) added; row counts match the manifest")

@@ -102,16 +102,18 @@ def copy_verified(
         if size > entry["bytes"]:
             break  # Longer than listed already: no need to read the rest.
     if size != entry["bytes"]:
-        raise _mismatch(*where, entry["path"], f"has {size}{'+' if size > entry['bytes'] else ''} bytes, the manifest lists {entry['bytes']}")
+        more = "+" if size > entry["bytes"] else ""
+        raise _mismatch(*where, entry["path"], f"has {size}{more} bytes, the manifest lists {entry['bytes']}")
     if digest.hexdigest() != entry["sha256"]:
         raise _mismatch(*where, entry["path"], "does not match its SHA-256 in the manifest")
 
 
 def _check_no_extra_parquet(present: set[str], files: list[dict[str, Any]], where: tuple[str, str]) -> None:
     listed = {f["path"] for f in files}
-    extra = sorted(p for p in present if p.startswith(TABLES_DIR) and p.endswith(".parquet") and p not in listed)
+    extra = sorted(p for p in present - listed if p.startswith(TABLES_DIR) and p.endswith(".parquet"))
     if extra:
-        raise _mismatch(*where, extra[0], f"is not listed in the manifest ({len(extra)} unlisted Parquet file(s))")
+        what = f"is not listed in the manifest ({len(extra)} unlisted Parquet file(s))"
+        raise _mismatch(*where, extra[0], what)
 
 
 def _check_present(present: set[str], files: list[dict[str, Any]], where: tuple[str, str]) -> None:

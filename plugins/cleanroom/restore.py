@@ -190,7 +190,9 @@ def parse_target(url: str):
 def _progress(total: int, label: str):
     from tqdm import tqdm
 
-    return tqdm(total=total, unit="rows", unit_scale=True, desc=label, leave=False, disable=not sys.stderr.isatty())
+    return tqdm(
+        total=total, unit="rows", unit_scale=True, desc=label, leave=False, disable=not sys.stderr.isatty(),
+    )
 
 
 def restore(snap: Snapshot, into: str, *, replace: bool = False, mysql_method: str = "auto") -> RestoreResult:
@@ -254,7 +256,9 @@ def _refuse_non_empty(loader, tables: Sequence[TablePlan], replace: bool, result
 def _creation_order(tables: Sequence[TablePlan]) -> list[str]:
     """Referenced tables first (where foreign keys allow); ties broken by name."""
     names = {t.name for t in tables}
-    needs = {t.name: {fk.ref_table for fk in t.table.foreign_keys if fk.ref_table in names} - {t.name} for t in tables}
+    needs = {
+        t.name: {fk.ref_table for fk in t.table.foreign_keys if fk.ref_table in names} - {t.name} for t in tables
+    }
     order: list[str] = []
     while needs:
         ready = sorted(n for n, deps in needs.items() if deps <= set(order)) or [sorted(needs)[0]]
@@ -475,7 +479,8 @@ class MySqlLoader(_SqlLoader):
     def _insert(self, plan: TablePlan, advance: Callable[[int], None]) -> None:
         names = plan.arrow_schema.names
         # PyMySQL turns executemany of a plain VALUES statement into multi-row INSERTs of about 1 MB.
-        sql = f"INSERT INTO {self.q(plan.name)} ({', '.join(self.q(n) for n in names)}) VALUES ({', '.join(['%s'] * len(names))})"
+        columns = ", ".join(self.q(n) for n in names)
+        sql = f"INSERT INTO {self.q(plan.name)} ({columns}) VALUES ({', '.join(['%s'] * len(names))})"
         with self.conn.cursor() as cur:
             for batch in plan.batches():
                 cur.executemany(sql, list(zip(*self._rows(plan, batch))))
@@ -483,7 +488,11 @@ class MySqlLoader(_SqlLoader):
 
     def _load_data(self, plan: TablePlan, advance: Callable[[int], None]) -> None:
         names = plan.arrow_schema.names
-        binary = {n for n in names if plan.table.column(n).logical != ms.UUID and _logical(plan.arrow_schema.field(n).type) == ms.BINARY}
+        binary = {
+            n for n in names
+            if _logical(plan.arrow_schema.field(n).type) == ms.BINARY
+            and not _is_uuid(plan.arrow_schema.field(n).type, plan.table.column(n))
+        }
         targets = ", ".join(f"@v{i}" if n in binary else self.q(n) for i, n in enumerate(names))
         sets = ", ".join(f"{self.q(n)} = UNHEX(@v{i})" for i, n in enumerate(names) if n in binary)
         sql = (
@@ -614,7 +623,8 @@ class SqliteLoader(_InlineKeysLoader):
 
     def load(self, plan: TablePlan, advance: Callable[[int], None]) -> None:
         names = plan.arrow_schema.names
-        sql = f"INSERT INTO {self.q(plan.name)} ({', '.join(self.q(n) for n in names)}) VALUES ({', '.join('?' * len(names))})"
+        columns = ", ".join(self.q(n) for n in names)
+        sql = f"INSERT INTO {self.q(plan.name)} ({columns}) VALUES ({', '.join('?' * len(names))})"
         for batch in plan.batches():
             columns = [
                 [_sqlite_value(v) for v in python_values(batch.column(i), plan.table.column(n), naive_utc=False)]
@@ -678,4 +688,6 @@ class DuckDbLoader(_InlineKeysLoader):
         return self.conn.execute(sql, list(params)).fetchall()
 
 
-_LOADERS = {"postgresql": PostgresLoader, "mysql": MySqlLoader, "sqlite": SqliteLoader, "duckdb": DuckDbLoader}
+_LOADERS = {
+    "postgresql": PostgresLoader, "mysql": MySqlLoader, "sqlite": SqliteLoader, "duckdb": DuckDbLoader,
+}
