@@ -99,9 +99,15 @@ _IPV6 = (
     rf"|(?:{_HEX}(?::{_HEX}){{0,6}})?::(?:(?:{_HEX}:){{0,6}}(?:{_IPV4}|{_HEX}))?"
 )
 _EMAIL = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z][A-Za-z0-9]+"
+# An optional extension ("x3016", " ext. 12") belongs to the number: without it the boundary
+# rule would reject "555-123-4567x89" altogether.
+_PHONE_EXT = r"(?:(?: ?x| ?ext\.? ?)[0-9]{1,6})?"
 _PHONE = (
-    r"\+[1-9][0-9 ().-]{6,20}[0-9]"
-    r"|(?:1[ .-]?)?(?:\([2-9][0-9]{2}\) ?|[2-9][0-9]{2}[ .-])[0-9]{3}[ .-][0-9]{4}"
+    r"\+[1-9](?:(?:[ .-]|\) ?| ?\()?[0-9]){6,14}" + _PHONE_EXT
+    + r"|(?:(?:1|001)[ .-]?)?(?:\([2-9][0-9]{2}\) ?|[2-9][0-9]{2}[ .-])[0-9]{3}[ .-][0-9]{4}" + _PHONE_EXT
+    # A bare run of 10-11 digits is a phone number only right after a word that says so
+    # ("call 8209679701", "Contact: 8209679701"); elsewhere it is an id or an amount.
+    + r"|(?i:call|phone|tel|mobile|cell|contact|reach me|fax|sms)[ :.,#-]{1,4}(?P<value>[0-9]{10,11})"
 )
 _PHONE_JP = (
     rf"\+81{_JP_SEP}?(?:\(0\))?{_JP_SEP}?[1-9][0-9]{{0,3}}{_JP_SEP}?[0-9]{{1,4}}{_JP_SEP}?[0-9]{{3,4}}"
@@ -239,7 +245,10 @@ def _ipv6_ok(text: str) -> bool:
 
 def _phone_ok(text: str) -> bool:
     """Check digit count (8-15 with ``+``, else 10-11), balanced parentheses and single separators."""
+    text = re.sub(r"(?: ?x| ?ext\.? ?)[0-9]{1,6}$", "", text)
     digits = sum(c.isdigit() for c in text)
+    if text.startswith("001"):
+        digits -= 2
     squeezed = text.replace(") ", ")").replace(" (", "(")
     if text.count("(") != text.count(")") or re.search(r"[ ().-]{2}", squeezed):
         return False

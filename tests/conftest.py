@@ -8,7 +8,9 @@ skipping its integration tests.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -20,12 +22,16 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 # Airflow reads its home when first imported: give the test session its own, away from the
 # user's, before any test module imports airflow.
-_AIRFLOW_HOME = Path(os.environ.get("CLEANROOM_TEST_AIRFLOW_HOME", f"/tmp/cleanroom-test-airflow-{os.getuid()}"))
+_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="cleanroom-test-airflow-"))
 os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
 os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ.setdefault("CLEANROOM_CONFIG", str(ROOT / "cleanroom.yaml"))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
 
 
 def need(condition: bool, reason: str) -> None:

@@ -129,7 +129,7 @@ NEGATIVES = {
     "url with port and at-sign in path": "https://example.com:8443/pkg@v2",
     "url with placeholder password": "postgresql://app:${PGPASSWORD}@db:5432/x",
     "url with masked password": "https://bob:****@example.com/",
-    "bare 10 digits": "call 0312345678 or 4155552671",
+    "bare 10 digits": "ref 0312345678 or 4155552671",
     "jp date": "令和6年12月3日 2024年12月3日",
     "seven digits without postal marker": "電話 123-4567",
     "iban with bad check digits": "DE00 3704 0044 0532 0130 00",
@@ -416,3 +416,33 @@ def test_corpus_mysql_plugin_line_when_scanned_then_not_a_secret(corpus):
     assert re.match(r"default_authentication_plugin\s*=", line)
 
     assert find(line) == []
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        pytest.param("call +1-801-381-5908x3016 now", "+1-801-381-5908x3016", id="plus-one-with-extension"),
+        pytest.param("call 001-513-290-9960.", "001-513-290-9960", id="001-international-prefix"),
+        pytest.param("(712)422-0297x2997", "(712)422-0297x2997", id="parenthesised-area-with-extension"),
+        pytest.param("374-791-1862x52760", "374-791-1862x52760", id="dashed-with-extension"),
+    ],
+)
+def test_phone_formats_faker_produces_are_found_whole(text, expected):
+    from masking import detectors
+
+    (match,) = detectors.find(text, kinds=["phone"])
+    assert text[match.start : match.end] == expected
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        pytest.param("Contact: 8209679701.", "8209679701", id="after-contact"),
+        pytest.param("or call 3698907980 today", "3698907980", id="after-call"),
+    ],
+)
+def test_bare_digits_after_a_phone_word_are_a_phone(text, expected):
+    from masking import detectors
+
+    (match,) = detectors.find(text, kinds=["phone"])
+    assert text[match.start : match.end] == expected

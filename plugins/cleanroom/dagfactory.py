@@ -61,7 +61,13 @@ def fail_fast(func):
 
 def asset_for(source: SourceConfig) -> Asset:
     """The asset a successful publish updates; schedule downstream DAGs on it."""
-    return Asset(name=f"cleanroom_{source.name}", uri=f"{source.bucket}/{source.name}/")
+    # Named, not addressed by bucket URL: moving a bucket must not orphan downstream schedules.
+    return Asset(name=f"cleanroom_{source.name}", group="cleanroom", extra={"source": source.name})
+
+
+def _materialise(results) -> list[dict[str, Any]]:
+    """Read a mapped task's results by index; iterating the lazy sequence probes past its end."""
+    return [results[i] for i in range(len(results))]
 
 
 def _pipeline():
@@ -104,17 +110,17 @@ def build_dag(source: SourceConfig) -> DAG:
         @task(task_id="validate", retries=0)
         @fail_fast
         def validate_task(plan_: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, Any]:
-            return _pipeline().validate(source, plan_, list(results))
+            return _pipeline().validate(source, plan_, _materialise(results))
 
         @task(task_id="write_sql")
         @fail_fast
         def sql_task(plan_: dict[str, Any], results: list[dict[str, Any]], validation: dict[str, Any]) -> dict[str, Any]:
-            return _pipeline().write_sql(source, plan_, list(results))
+            return _pipeline().write_sql(source, plan_, _materialise(results))
 
         @task(task_id="publish", outlets=[asset_for(source)], retries=0)
         @fail_fast
         def publish_task(plan_, results, validation, sql) -> dict[str, Any]:
-            return _pipeline().publish(source, plan_, list(results), validation, sql)
+            return _pipeline().publish(source, plan_, _materialise(results), validation, sql)
 
         @task(task_id="discard_on_failure", trigger_rule=TriggerRule.ONE_FAILED, retries=0)
         def discard_task(plan_: dict[str, Any]) -> None:

@@ -446,6 +446,8 @@ def build_manifest(source, plan_, results, validation, sql, extra_files) -> dict
         "tools": tool_versions(),
         "tables": tables,
         "dropped_tables": plan_["dropped"],
+        # Source table descriptions (types, keys, foreign keys): restore rebuilds constraints from it.
+        "schema": plan_["schema"],
         "files": files,
         "validation": {k: v for k, v in validation.items() if k != "checks"} | {"checks": validation.get("checks", [])},
     }
