@@ -12,9 +12,9 @@ sample values; they are requested with no samples and read for their counts alon
 
 Known limitations:
     Uniqueness and foreign keys are compared on 64-bit hashes of the values: a hash collision
-    can only report a false duplicate or hide one dangling key in about 2**64. Per-row
+    can only report a false duplicate or hide one dangling key in about 2**64. Original row
     fingerprints are held for a whole column (8 bytes a row). The detector pass dominates the
-    run time (see ``bench`` numbers in the module that measures it).
+    run time; ``python -m expectations.benchmark`` measures it.
 """
 
 from __future__ import annotations

@@ -293,3 +293,15 @@ def test_unknown_allow_kind_is_rejected():
 
     with pytest.raises(SuiteError, match="unknown detector kind"):
         build_suite("shop", table)
+
+
+@pytest.mark.parametrize("value, check", [
+    ("4111111111111111@example.com", "no_card"),
+    ("jane@example.com.realmail.test", "no_email"),
+    ("+1-555-201-3344 or 4111 1111 1111 1111", "no_card"),
+    ("+1-212-555-0199", "no_phone"),
+], ids=["card-as-local-part", "reserved-name-inside-real-domain", "card-after-fake-phone", "real-area-code"])
+def test_values_shaped_like_fakes_still_fail(value, check):
+    summary = run([customers(data={"note": [*SAFE_NOTES[:5], value]})])
+
+    assert ("customers", "note", check) in fired(summary)
