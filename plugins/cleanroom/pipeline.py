@@ -24,6 +24,7 @@ from cleanroom.config import SourceConfig
 from masking import policy as P
 from masking import schema as S
 from masking.errors import KeyMissingError, PolicyError, ValidationFailed
+from masking import transforms as T
 from masking.keys import MaskingKey
 
 log = logging.getLogger(__name__)
@@ -238,6 +239,9 @@ class FingerprintRecorder:
         self.set_columns = [
             c for c, t in rule.columns.items() if t.survivor_scope == "set" and table.column(c).logical in S.TEXTUAL
         ]
+        # Scrubbed text keeps what it holds besides the personal values in it: only those
+        # values are identifiers, not the whole text ("English" is not somebody's secret).
+        self.inside_only = {c for c in self.set_columns if isinstance(rule.columns[c], T.Scrub)}
         self.rows: dict[str, list[np.ndarray]] = {c: [] for c in self.row_columns}
         self.ids: list[np.ndarray] = []
 
@@ -252,7 +256,9 @@ class FingerprintRecorder:
             self.rows[column].append(fps)
         for column in self.set_columns:
             values = [v for v in batch.column(column).to_pylist() if v is not None]
-            long_enough = [v for v in values if len(str(v).strip()) >= MIN_SET_FINGERPRINT_CHARS]
+            long_enough = [] if column in self.inside_only else [
+                v for v in values if len(str(v).strip()) >= MIN_SET_FINGERPRINT_CHARS
+            ]
             found = [str(v)[m.start : m.end] for v in values for m in detectors.find(str(v), kinds=PERSONAL_KINDS)]
             self.ids.append(fingerprints(self.key, long_enough + found))
 
@@ -295,7 +301,8 @@ def validate(source: SourceConfig, plan_: dict[str, Any], results: list[dict[str
                 name=c, logical=table.column(c).logical, transform=rule.columns[c].label,
                 masks=rule.columns[c].masks, survivor_scope=rule.columns[c].survivor_scope,
                 allow=tuple(rule.columns[c].options.get("allow") or ()) if isinstance(rule.columns[c], T.Keep) else (),
-                unique=table.column(c).needs_injective,
+                # Only single-column keys: a member of a composite key repeats by design.
+                unique=table.column(c).unique,
             )
             for c in result["published_columns"]
         ]
