@@ -437,7 +437,7 @@ def build_manifest(source, plan_, results, validation, sql, extra_files) -> dict
         files += [{**f, "path": f["path"][len(prefix):], "table": r["table"]} for f in r["files"]]
     files.append({"path": sql["path"][len(prefix):], "sha256": sql["sha256"], "bytes": sql["bytes"], "kind": "sql", "dialect": sql["dialect"]})
     files += [{**f, "path": f["path"][len(prefix):], "kind": "report"} for f in extra_files]
-    return {
+    manifest = {
         "format": snapshot.MANIFEST_FORMAT,
         "source": source.name,
         "version": plan_["version"],
@@ -453,11 +453,13 @@ def build_manifest(source, plan_, results, validation, sql, extra_files) -> dict
         "tools": tool_versions(),
         "tables": tables,
         "dropped_tables": plan_["dropped"],
-        # Source table descriptions (types, keys, foreign keys): restore rebuilds constraints from it.
-        "schema": plan_["schema"],
         "files": files,
         "validation": {k: v for k, v in validation.items() if k != "checks"} | {"checks": validation.get("checks", [])},
     }
+    if "schema" in plan_:
+        # Source table descriptions (types, keys, foreign keys): restore rebuilds constraints from it.
+        manifest["schema"] = plan_["schema"]
+    return manifest
 
 
 def discard(source: SourceConfig, version: str) -> int:
