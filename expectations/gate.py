@@ -102,7 +102,8 @@ def _gx():
 
     from expectations import custom
 
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)  # GX resets it on import
+    # GX pins this module's logger to INFO, which announces a temporary docs folder per context.
+    logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
     return gx, gxe, custom
 
 
@@ -249,7 +250,7 @@ def validate_snapshot(
     """
     started = time.perf_counter()
     runner = _Runner.get()
-    identifiers = np.unique(np.asarray(identifier_fingerprints, dtype=np.uint64))
+    identifiers = _sorted_unique(np.asarray(identifier_fingerprints, dtype=np.uint64))
     checks = _Checks()
     for name in dropped:
         present = name in published_tables
@@ -402,7 +403,7 @@ class _TableValidation:
             values = custom.as_arrow_strings(frame[column.name])
             fps, idx, valid, _ = _encode_fingerprints(self.key, values)
             row_fps[column.name] = (_per_row(fps, idx, valid), valid)
-            hit = np.isin(fps, self.identifiers)
+            hit = _member(fps, self.identifiers)
             rows = valid & hit[idx] if fps.size else np.zeros(len(values), dtype=bool)
             if _edits_inside(column) and column.name in self.originals:
                 # Text that held nothing to replace is published as it was: only the tokens inside
@@ -434,7 +435,7 @@ class _TableValidation:
         tokens = [(row, token) for row, _, token in found.tokens]
         rows = np.zeros(length, dtype=bool)
         if tokens:
-            hit = np.isin(fingerprints(self.key, [t for _, t in tokens]), self.identifiers)
+            hit = _member(fingerprints(self.key, [t for _, t in tokens]), self.identifiers)
             rows[np.array([r for r, _ in tokens], dtype=np.int64)[hit]] = True
         return rows
 
@@ -453,12 +454,11 @@ class _TableValidation:
         self.checks.set(name, None, ROW_COUNT, abs(self.gx_rows - self.table.expected_rows), self.gx_rows)
         for column, parts in self.unique_hashes.items():
             values = np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
-            _, counts = np.unique(values, return_counts=True)
-            self.checks.set(name, column, UNIQUE, int(counts[counts > 1].sum()), len(values))
+            self.checks.set(name, column, UNIQUE, _duplicate_rows(values), len(values))
         for (cols, ref, ref_cols), parts in zip(self.fks, self.fk_hashes):
             values = np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
             referenced = self.key_sets.get(ref, ref_cols)
-            dangling = int((~np.isin(values, referenced)).sum())
+            dangling = int((~_member(values, referenced)).sum())
             self.checks.set(name, ",".join(cols), f"{FOREIGN_KEY}:{ref}", dangling, len(values))
 
 
@@ -481,7 +481,7 @@ class _KeySets:
                 for batch in source.batches():
                     hashes, valid = _hash_keys([batch.column(c) for c in columns])
                     parts.append(hashes[valid])
-                self.cache[slot] = np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.uint64)
+                self.cache[slot] = _sorted_unique(np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64))
         return self.cache[slot]
 
 
@@ -503,6 +503,34 @@ def _chunks(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.Table]:
             pending, size = [], 0
     if pending:
         yield pa.Table.from_batches(pending)
+
+
+def _sorted_unique(values: np.ndarray) -> np.ndarray:
+    """Return sorted distinct values (np.unique hashes uint64 slowly on numpy 2.4; sorting is faster)."""
+    if values.size and np.all(values[1:] > values[:-1]):
+        return values
+    values = np.sort(values)
+    return values[np.concatenate(([True], values[1:] != values[:-1]))] if values.size else values
+
+
+def _member(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
+    """Return, per value, whether it is in ``sorted_set`` (sorted, distinct)."""
+    if not sorted_set.size or not values.size:
+        return np.zeros(values.shape, dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_set, values), sorted_set.size - 1)
+    return sorted_set[at] == values
+
+
+def _duplicate_rows(values: np.ndarray) -> int:
+    """Count rows whose value occurs more than once (every occurrence, as GX counts them)."""
+    if values.size < 2:
+        return 0
+    values = np.sort(values)
+    same = values[1:] == values[:-1]
+    involved = np.zeros(values.size, dtype=bool)
+    involved[1:] |= same
+    involved[:-1] |= same
+    return int(involved.sum())
 
 
 def _encode_fingerprints(key: MaskingKey, values: pa.Array | pa.ChunkedArray):
