@@ -74,16 +74,16 @@ SELECT i,
 FROM (SELECT i,
              (ARRAY['James','Mary','Robert','Patricia','John','Jennifer','Michael','Linda','David','Aisha'])[1 + i * 37 % 10] AS f,
              (ARRAY['Smith','Johnson','Brown','Garcia','Miller','Davis','Wilson','Taylor','Moore','Chen'])[1 + i * 53 % 10] AS l
-      FROM generate_series(1, {customers}) AS i) AS g;
+      FROM generate_series(1::bigint, {customers}) AS i) AS g;
 INSERT INTO orders
 SELECT i, 1 + i * 7919 % {customers}, (ARRAY['new','paid','shipped','returned'])[1 + i % 4],
        (i * 104729 % 100000) / 100.0, timestamptz '2021-01-01' + (i * 7919 % 90000000) * interval '1 second'
-FROM generate_series(1, {orders}) AS i;
+FROM generate_series(1::bigint, {orders}) AS i;
 INSERT INTO payments
 SELECT i, 1 + i * 104729 % {orders},
        '4' || lpad((i * 2654435761 % 1000000000000000)::text, 15, '0'),
        (i * 7919 % 100000) / 100.0, timestamptz '2021-01-01' + (i * 104729 % 90000000) * interval '1 second'
-FROM generate_series(1, {payments}) AS i;
+FROM generate_series(1::bigint, {payments}) AS i;
 ANALYZE;
 """
 
@@ -118,7 +118,9 @@ tables:
 
 
 def psql(sql: str, db: str = "postgres") -> None:
-    subprocess.run([*PSQL, "-d", db], input=sql, text=True, check=True, capture_output=True)
+    done = subprocess.run([*PSQL, "-d", db], input=sql, text=True, capture_output=True)
+    if done.returncode:
+        raise RuntimeError(f"psql failed on {db}: {done.stderr.strip()[:500]}")
 
 
 def create_source(db: str, scale: float) -> dict[str, int]:
