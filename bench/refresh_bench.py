@@ -65,7 +65,7 @@ SELECT i,
        '+1-' || (200 + i * 7 % 800) || '-' || (200 + i * 13 % 800) || '-' || lpad((i * 7919 % 10000)::text, 4, '0'),
        (1 + i * 31 % 9998) || ' ' || (ARRAY['Oak','Maple','Cedar','Pine','Elm','Lake','Hill','Park'])[1 + i % 8]
            || ' ' || (ARRAY['St','Ave','Rd','Blvd','Lane'])[1 + i % 5],
-       date '1940-01-01' + (i * 7919 % 21900),
+       date '1940-01-01' + (i * 7919 % 21900)::int,
        CASE WHEN i % 10 = 0 THEN 'Asked to be contacted at ' || lower(f) || '.' || lower(l) || i || '@mail.example.org'
             WHEN i % 10 = 5 THEN 'Call back on +1-' || (200 + i * 7 % 800) || '-' || (200 + i * 13 % 800) || '-'
                                  || lpad((i * 7919 % 10000)::text, 4, '0') || ' after 5pm'
