@@ -95,6 +95,8 @@ def logical_type(sa_type: sa.types.TypeEngine, dialect: str) -> str:
         return S.JSON
     if isinstance(sa_type, sa.Uuid) or name == "UUID":
         return S.UUID
+    if dialect in ("mysql", "mariadb") and name == "BIT":
+        return S.INTEGER  # MySQL returns BIT(n) as big-endian bytes; read as its integer value
     if isinstance(sa_type, sa.Integer):
         return S.BOOLEAN if dialect in ("mysql", "mariadb") and name == "TINYINT" and getattr(sa_type, "display_width", None) == 1 else S.INTEGER
     if isinstance(sa_type, sa.Float) or name in ("REAL", "DOUBLE", "DOUBLE_PRECISION", "FLOAT"):
@@ -184,7 +186,8 @@ def arrow_type(column: S.Column) -> pa.DataType:
     """The Arrow type a column is extracted as."""
     logical = column.logical
     if logical == S.INTEGER:
-        return pa.int64()
+        # MySQL BIGINT UNSIGNED goes beyond int64; smaller unsigned types fit int64.
+        return pa.uint64() if "BIGINT" in column.sql_type.upper() and "UNSIGNED" in column.sql_type.upper() else pa.int64()
     if logical == S.FLOAT:
         return pa.float64()
     if logical == S.DECIMAL:
@@ -215,6 +218,8 @@ def _converter(arrow: pa.DataType, column: S.Column):
         if column.logical == S.JSON:
             return lambda v: v if v is None or isinstance(v, str) else json.dumps(v, ensure_ascii=False, sort_keys=True)
         return lambda v: v if v is None or isinstance(v, str) else str(v)
+    if pa.types.is_integer(arrow) and column.sql_type.upper().startswith("BIT"):
+        return lambda v: int.from_bytes(v, "big") if isinstance(v, bytes) else v
     if pa.types.is_boolean(arrow):
         return lambda v: None if v is None else bool(v)
     if pa.types.is_binary(arrow):
@@ -228,6 +233,23 @@ def _converter(arrow: pa.DataType, column: S.Column):
     if pa.types.is_decimal(arrow):
         return lambda v: v if v is None or isinstance(v, decimal.Decimal) else decimal.Decimal(str(v))
     return None
+
+
+def _selected(col: sa.Column, column: S.Column):
+    """The select expression of one column: the server's text for types without a mapping.
+
+    Arrays, intervals, network addresses, MySQL YEAR and other unmapped types are read as the
+    server's own text (``{1,2}``, ``1 day 02:03:04``), which restores into the same type, rather
+    than as a Python object's repr. Floats skip SQLAlchemy's Decimal coercion (MySQL DOUBLE is
+    ``asdecimal=True`` and rounds to 10 places), so they arrive exactly as the driver read them.
+    """
+    if column.logical == S.OTHER:
+        return sa.cast(col, sa.Text).label(col.name)
+    if column.sql_type.upper().startswith("SET("):
+        return sa.type_coerce(col, sa.String()).label(col.name)  # MySQL SET: 'a,c' as stored, not a Python set
+    if column.logical == S.FLOAT:
+        return sa.type_coerce(col, sa.Float(asdecimal=False)).label(col.name)
+    return col
 
 
 def count_rows(conn: Connection, table: S.Table, where: str | None = None) -> int:
@@ -244,24 +266,43 @@ def stream_batches(
     schema = arrow_schema(table, columns)
     # A reflected Table gives typed result processing (SQLite returns dates as text otherwise).
     reflected = sa.Table(table.name, sa.MetaData(), schema=table.schema, autoload_with=conn)
-    stmt = sa.select(*[reflected.c[c] for c in columns])
+    stmt = sa.select(*[_selected(reflected.c[c], table.column(c)) for c in columns])
     if where:
         stmt = stmt.where(sa.text(where))
     if table.primary_key and all(c in columns for c in table.primary_key):
         stmt = stmt.order_by(*[reflected.c[c] for c in table.primary_key])
     converters = [_converter(f.type, table.column(f.name)) for f in schema]
-    result = conn.execution_options(stream_results=True, yield_per=batch_rows).execute(stmt)
-    for rows in result.partitions(batch_rows):
+    for rows in _fetch(conn, stmt, table, columns, batch_rows):
         cols = list(zip(*rows)) if rows else [() for _ in columns]
         arrays = []
         for values, field, convert in zip(cols, schema, converters):
-            if convert is not None:
-                values = [convert(v) for v in values]
             try:
+                if convert is not None:
+                    values = [convert(v) for v in values]
                 arrays.append(pa.array(values, type=field.type))
-            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError) as exc:
+            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError) as exc:
                 raise SourceError(
                     f"{table.name}.{field.name}: values of source type {table.column(field.name).sql_type} do not fit "
                     f"Arrow type {field.type} ({exc.__class__.__name__}); declare the column type or mask it as text"
                 ) from exc
         yield pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def _fetch(conn: Connection, stmt, table: S.Table, columns: list[str], batch_rows: int) -> Iterator[list]:
+    """Fetch rows in batches; a value the driver itself cannot load becomes a SourceError.
+
+    psycopg refuses PostgreSQL's ``infinity`` dates and timestamps (Python has no such date)
+    while loading the row, before any column is known; the error names the likely columns.
+    The driver's message is left out because it quotes the value.
+    """
+    try:
+        result = conn.execution_options(stream_results=True, yield_per=batch_rows).execute(stmt)
+        yield from result.partitions(batch_rows)
+    except (sa.exc.DataError, ValueError, OverflowError) as exc:
+        temporal = [c for c in columns if table.column(c).logical in (S.DATE, S.TIMESTAMP, S.TIME)]
+        suspects = ", ".join(f"{table.name}.{c}" for c in temporal) or f"a column of {table.name}"
+        raise SourceError(
+            f"{table.name}: the database driver could not load a value ({type(getattr(exc, 'orig', exc)).__name__}); "
+            f"likely one outside Python's range such as 'infinity' or year 0 in {suspects}; "
+            "filter those rows with the policy's `where:` or mask the column as text"
+        ) from exc
