@@ -22,6 +22,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ CHUNK_ROWS = 250_000
 """Rows handed to GX at once: record batches are joined up to this size (fewer GX runs)."""
 
 PATTERN_LOGICAL = frozenset({"string", "json"})
+DIGIT_RUN = re.compile(r"(?<![0-9A-Za-z])[0-9]{7,15}(?![0-9A-Za-z])")
 SURVIVOR_LOGICAL = frozenset({"string", "json", "uuid"})
 
 ROW_COUNT = "row_count"
@@ -411,6 +413,7 @@ class _TableValidation:
                 rows &= row_fps[column.name][0] != self._original_slice(column.name, len(values))
             if column.logical in PATTERN_LOGICAL:
                 rows |= self._embedded_hits(custom.findings_for(frame[column.name]), len(values))
+                rows |= self._digit_run_hits(values)
             self.checks.add(self.table.name, column.name, NO_ORIGINAL, int(rows.sum()), int(valid.sum()))
 
         for name, column in self.columns.items():
@@ -430,6 +433,28 @@ class _TableValidation:
         if len(theirs) < length:
             theirs = np.concatenate([theirs, np.zeros(length - len(theirs), dtype=np.uint64)])
         return theirs
+
+    def _digit_run_hits(self, values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+        """Flag rows whose text holds an original value as a bare run of digits.
+
+        A phone number written as "7763661934" without a phone word is no pattern the
+        detectors may claim (it could be any id), but when it equals an original value of a
+        masked column it is a leak all the same.
+        """
+        import pyarrow.compute as pc
+
+        rows = np.zeros(len(values), dtype=bool)
+        candidates = pc.fill_null(pc.match_substring_regex(values, r"[0-9]{7}"), False).to_numpy(zero_copy_only=False)
+        if not candidates.any():
+            return rows
+        tokens = [
+            (i, run) for i in np.flatnonzero(candidates)
+            for run in DIGIT_RUN.findall(values[int(i)].as_py())
+        ]
+        if tokens:
+            hit = np.isin(fingerprints(self.key, [t for _, t in tokens]), self.identifiers)
+            rows[np.array([r for r, _ in tokens], dtype=np.int64)[hit]] = True
+        return rows
 
     def _embedded_hits(self, found, length: int) -> np.ndarray:
         tokens = [(row, token) for row, _, token in found.tokens]

@@ -305,3 +305,24 @@ def test_values_shaped_like_fakes_still_fail(value, check):
     summary = run([customers(data={"note": [*SAFE_NOTES[:5], value]})])
 
     assert ("customers", "note", check) in fired(summary)
+
+
+def test_original_phone_as_bare_digits_inside_a_note_fails_the_survivor_check():
+    import numpy as np
+    import pyarrow as pa
+
+    from expectations import gate
+    from masking.keys import MaskingKey, fingerprints
+
+    key = MaskingKey("gate-test-key-0123456789abcdef")
+    notes = pa.record_batch({"id": [1, 2], "note": ["Questions: x@example.com / 7763661934", "order 12345678 shipped"]})
+    column = gate.ColumnInput(name="note", logical="string", transform="scrub", masks=True, survivor_scope="set")
+    ident = gate.ColumnInput(name="id", logical="integer", transform="keep", masks=False, survivor_scope=None, unique=True)
+    table = gate.TableInput(name="t", expected_rows=2, columns=[ident, column], batches=lambda: iter([notes]),
+                            row_fingerprints=lambda name: None)
+    summary = gate.validate_snapshot(
+        source="s", tables=[table], dropped=[], published_tables={"t"},
+        identifier_fingerprints=np.sort(fingerprints(key, ["7763661934"])), key=key, foreign_keys=[],
+    )
+    failed = {(t, c, check): n for t, c, check, n in gate.failures(summary)}
+    assert failed == {("t", "note", "no_original_values"): 1}

@@ -87,3 +87,20 @@ def test_no_pagila_personal_value_survives_in_any_published_byte(pagila_snapshot
         assert values, kind
         leaked = [v for v in values if v.encode() in published]
         assert not leaked, f"{len(leaked)} of {len(values)} Pagila {kind} found in published bytes"
+
+
+def test_refresh_with_the_scanned_policy_publishes_no_pagila_personal_value(pagila_url, tmp_path):
+    """`cleanroom scan` output is runnable as is, and safe: the refresh publishes nothing personal."""
+    from cleanroom.cli import main
+
+    policy = tmp_path / "scanned.yaml"
+    assert main(["scan", pagila_url, "--out", str(policy)]) == 0
+    bucket = tmp_path / "bucket"
+    source = {"name": "pagila_scanned", "url": pagila_url, "policy": str(policy), "bucket": bucket.as_uri(),
+              "demo_key": True, "work_dir": str(tmp_path / "work")}
+    state, _ = run_refresh(tmp_path, [source], "pagila_scanned")
+    assert state == "success"
+    published = all_published_bytes(bucket)
+    for kind, values in _personal_values(pagila_url).items():
+        leaked = [v for v in values if v.encode() in published]
+        assert not leaked, f"{len(leaked)} Pagila {kind} published under the scanned policy"
