@@ -113,7 +113,7 @@ def test_policy_that_keeps_a_personal_column_fails_validation_and_latest_stays(t
     assert not any(v.encode() in all_published_bytes(bucket) for v in _raw_values(demo_db)["emails"])
 
 
-def test_schema_drift_stops_the_refresh_before_extraction(tmp_path, demo_db):
+def test_schema_drift_stops_the_refresh_before_extraction(tmp_path, demo_db, capsys):
     drifted = tmp_path / "drifted.sqlite"
     shutil.copy(demo_db, drifted)
     con = sqlite3.connect(drifted)
@@ -127,3 +127,11 @@ def test_schema_drift_stops_the_refresh_before_extraction(tmp_path, demo_db):
     assert states["plan"] == "failed"
     assert latest(bucket, "demo") is None
     assert not (bucket / "demo").exists() or not any((bucket / "demo").iterdir())
+
+    # The same check on the command line names the new column and proposes a rule for it.
+    from cleanroom.cli import main
+
+    assert main(["check", "demo"]) == 2
+    err = capsys.readouterr().err
+    assert "customers.passport_no: column is not covered" in err
+    assert "passport_no: redact" in err
