@@ -24,7 +24,9 @@ URL_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb")
 KNOWN_KEYS = {
     "name", "conn_id", "url", "policy", "schedule", "bucket", "bucket_conn_id", "retain", "key_conn_id",
     "key_variable", "demo_key", "batch_rows", "db_schema", "work_dir", "description", "sse", "sse_kms_key_id",
+    "consistency", "workers", "chunk_rows", "subset",
 }
+DEFAULT_CHUNK_ROWS = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,10 @@ class SourceConfig:
     description: str = ""
     sse: str | None = None
     sse_kms_key_id: str | None = None
+    consistency: str = "snapshot"
+    workers: int = 2
+    chunk_rows: int | None = DEFAULT_CHUNK_ROWS
+    subset: dict | None = None
 
     @property
     def dag_id(self) -> str:
@@ -123,6 +129,18 @@ def _parse_source(entry: dict, base: Path, index: int, problems: list[str]) -> S
     batch_rows = entry.get("batch_rows", DEFAULT_BATCH_ROWS)
     if not isinstance(batch_rows, int) or batch_rows < 100:
         problems.append(f"{where}: `batch_rows` must be a whole number >= 100")
+    consistency = entry.get("consistency", "snapshot")
+    if consistency not in ("snapshot", "per_table"):
+        problems.append(f"{where}: `consistency` must be snapshot or per_table, got {consistency!r}")
+    workers = entry.get("workers", 2)
+    if not isinstance(workers, int) or isinstance(workers, bool) or not 1 <= workers <= 64:
+        problems.append(f"{where}: `workers` must be a whole number from 1 to 64")
+    chunk_rows = entry.get("chunk_rows", DEFAULT_CHUNK_ROWS)
+    if chunk_rows is not None and (not isinstance(chunk_rows, int) or chunk_rows < 1000):
+        problems.append(f"{where}: `chunk_rows` must be a whole number >= 1000, or null to never split tables")
+    subset = entry.get("subset")
+    if subset is not None and not (isinstance(subset, dict) and isinstance(subset.get("roots"), dict)):
+        problems.append(f"{where}: `subset` must be a mapping with `roots:`, e.g. {{roots: {{customer: {{percent: 10}}}}}}")
     if len(problems) > before:
         return None
     work_dir = Path(entry.get("work_dir") or os.environ.get("CLEANROOM_WORK_DIR") or base / ".cleanroom-work")
@@ -144,6 +162,10 @@ def _parse_source(entry: dict, base: Path, index: int, problems: list[str]) -> S
         description=entry.get("description", ""),
         sse=entry.get("sse"),
         sse_kms_key_id=entry.get("sse_kms_key_id"),
+        consistency=consistency,
+        workers=workers,
+        chunk_rows=chunk_rows,
+        subset=subset,
     )
 
 

@@ -67,6 +67,8 @@ def asset_for(source: SourceConfig) -> Asset:
 
 def _materialise(results) -> list[dict[str, Any]]:
     """Read a mapped task's results by index; iterating the lazy sequence probes past its end."""
+    if isinstance(results, list):
+        return results
     return [results[i] for i in range(len(results))]
 
 
@@ -132,8 +134,18 @@ def build_dag(source: SourceConfig) -> DAG:
                 f"{plan_['version']}; LATEST was not moved"
             )
 
+        @task(task_id="extract_mask_all")
+        @fail_fast
+        def extract_all_task(plan_: dict[str, Any]) -> list[dict[str, Any]]:
+            return _pipeline().extract_all(source, plan_)
+
         plan_ = plan_task()
-        results = extract_task.partial(plan_=plan_).expand(job=jobs_task(plan_))
+        if source.consistency == "snapshot":
+            # One task reads every table as of one moment (parallel threads on PostgreSQL).
+            results = extract_all_task(plan_)
+        else:
+            # One mapped task per table or chunk: spread over workers, consistent per piece.
+            results = extract_task.partial(plan_=plan_).expand(job=jobs_task(plan_))
         validation = validate_task(plan_, results)
         sql = sql_task(plan_, results, validation)
         published = publish_task(plan_, results, validation, sql)

@@ -135,12 +135,8 @@ def plan(source: SourceConfig, run_id: str) -> dict[str, Any]:
     if stale:
         log.info("removed %d incomplete version(s) left by earlier failed runs", len(stale))
 
-    jobs, dropped = [], []
-    for name, rule in policy.tables.items():
-        if rule.action == P.DROP:
-            dropped.append(name)
-            continue
-        jobs.append({"table": name, "action": rule.action})
+    jobs = _jobs(source, schema, policy)
+    dropped = [name for name, rule in policy.tables.items() if rule.action == P.DROP]
     schema_json = json.dumps(schema.to_dict(), sort_keys=True)
     log.info(
         "plan for %s: version %s, %d table(s) to extract, %d dropped: %s",
@@ -148,6 +144,7 @@ def plan(source: SourceConfig, run_id: str) -> dict[str, Any]:
     )
     return {
         "source": source.name,
+        "consistency": source.consistency,
         "version": version,
         "run_id": run_id,
         "schema": schema.to_dict(),
@@ -160,11 +157,71 @@ def plan(source: SourceConfig, run_id: str) -> dict[str, Any]:
     }
 
 
+def _jobs(source: SourceConfig, schema: S.Schema, policy: P.Policy) -> list[dict[str, Any]]:
+    """One job per table to extract, or one per key range for tables above ``chunk_rows``."""
+    from cleanroom import source as src
+    from cleanroom.consistency import plan_chunks
+
+    jobs = []
+    engine = engine_for(source)
+    try:
+        with src.read_only(engine) as conn:
+            for name, rule in policy.tables.items():
+                if rule.action == P.DROP:
+                    continue
+                chunks = plan_chunks(conn, schema.tables[name], source.chunk_rows) if rule.action == P.MASK else []
+                jobs += [{"table": name, "action": rule.action, **c} for c in chunks] or [{"table": name, "action": rule.action}]
+    finally:
+        engine.dispose()
+    return jobs
+
+
 # --- extract and mask ------------------------------------------------------------------------
 
 
 def extract_table(source: SourceConfig, plan_: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
-    """Stream one table out of the source, mask each batch, write Parquet into the bucket.
+    """Extract one table or chunk in its own read-only transaction (``per_table`` mode)."""
+    from cleanroom import source as src
+
+    engine = engine_for(source)
+    try:
+        with src.read_only(engine) as conn:
+            return _extract(conn, source, plan_, job)
+    finally:
+        engine.dispose()
+
+
+def extract_all(source: SourceConfig, plan_: dict[str, Any]) -> list[dict[str, Any]]:
+    """Extract every table and chunk as of one moment (``snapshot`` mode).
+
+    On PostgreSQL the jobs run on ``source.workers`` threads whose connections share an
+    exported snapshot; elsewhere they run one after another in one transaction.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cleanroom.consistency import snapshot_session
+
+    engine = engine_for(source)
+    try:
+        with snapshot_session(engine) as session:
+            def run(job):
+                with session.connection() as conn:
+                    return _extract(conn, source, plan_, job)
+
+            if session.parallel and source.workers > 1 and len(plan_["jobs"]) > 1:
+                with ThreadPoolExecutor(max_workers=source.workers, thread_name_prefix="extract") as pool:
+                    results = list(pool.map(run, plan_["jobs"]))
+            else:
+                results = [run(job) for job in plan_["jobs"]]
+            for result in results:
+                result["consistency"] = session.guarantee
+    finally:
+        engine.dispose()
+    return results
+
+
+def _extract(conn, source: SourceConfig, plan_: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
+    """Stream one table (or one key range of it) out of ``conn``, mask each batch, write Parquet.
 
     Raw values exist only in memory, one batch at a time. Keyed fingerprints of the
     originals go to the private work area for the validation gate.
@@ -173,57 +230,71 @@ def extract_table(source: SourceConfig, plan_: dict[str, Any], job: dict[str, An
     import pyarrow.parquet as pq
 
     from cleanroom import source as src
-    from masking import transforms as T
+    from cleanroom.consistency import chunk_where, combine_where
 
     started = time.perf_counter()
     schema = S.Schema.from_dict(plan_["schema"])
     policy = checked_policy(source, schema, plan_["policy_sha256"])
     key = load_key(source)
-    name = job["table"]
+    name, part = job["table"], job.get("chunk", 0)
     table = schema.tables[name]
     rule = policy.tables[name]
+    where = combine_where(rule.where, job.get("subset"), chunk_where(job, conn.dialect.identifier_preparer.quote))
     columns = [c for c in table.column_names if not isinstance(rule.columns[c], T.DropColumn)]
     contexts = {c: T.ColumnContext(key, name, table.column(c), policy.locale_for(name)) for c in columns}
-    recorder = FingerprintRecorder(key, table, rule, work_dir(source, plan_["version"]) / "fingerprints" / name)
+    folder = work_dir(source, plan_["version"]) / "fingerprints" / name / f"part-{part:05d}"
+    recorder = FingerprintRecorder(key, table, rule, folder)
 
     bucket = Bucket.for_source(source)
-    object_key = snapshot.table_key(source.name, plan_["version"], name)
-    engine = engine_for(source)
+    object_key = snapshot.table_key(source.name, plan_["version"], name, part)
     rows = expected = 0
-    try:
-        with src.read_only(engine) as conn:
-            expected = src.count_rows(conn, table, rule.where) if rule.action == P.MASK else 0
-            empty = pa.RecordBatch.from_pylist([], schema=src.arrow_schema(table, columns))
-            out_schema = T.apply_all(empty, rule.columns, contexts.__getitem__).schema
-            with bucket.open_write(object_key) as raw:
-                sink = HashingWriter(raw)
-                with pq.ParquetWriter(sink, out_schema, compression="zstd") as writer:
-                    if rule.action == P.MASK:
-                        for batch in src.stream_batches(conn, table, columns, source.batch_rows, rule.where):
-                            recorder.record(batch)
-                            writer.write_batch(T.apply_all(batch, rule.columns, contexts.__getitem__))
-                            rows += batch.num_rows
-    finally:
-        engine.dispose()
+    expected = src.count_rows(conn, table, where) if rule.action == P.MASK else 0
+    empty = pa.RecordBatch.from_pylist([], schema=src.arrow_schema(table, columns))
+    out_schema = T.apply_all(empty, rule.columns, contexts.__getitem__).schema
+    with bucket.open_write(object_key) as raw:
+        sink = HashingWriter(raw)
+        with pq.ParquetWriter(sink, out_schema, compression="zstd") as writer:
+            if rule.action == P.MASK:
+                for batch in src.stream_batches(conn, table, columns, source.batch_rows, where):
+                    recorder.record(batch)
+                    writer.write_batch(T.apply_all(batch, rule.columns, contexts.__getitem__))
+                    rows += batch.num_rows
     recorder.close()
 
     elapsed = time.perf_counter() - started
     stats = {c: ctx.stats for c, ctx in contexts.items() if ctx.stats}
-    log.info("extracted %s: %d row(s) masked in %.2fs (%.0f rows/s), %d bytes", name, rows, elapsed, rows / elapsed if elapsed else 0, sink.size)
-    for column in columns:
-        log.info("  %s.%s -> %s", name, column, rule.columns[column].label)
+    log.info(
+        "extracted %s part %d: %d row(s) masked in %.2fs (%.0f rows/s), %d bytes",
+        name, part, rows, elapsed, rows / elapsed if elapsed else 0, sink.size,
+    )
     return {
         "table": name,
+        "part": part,
         "action": rule.action,
         "rows": rows,
         "source_rows": expected,
         "columns": [{"name": c, "transform": rule.columns[c].label} for c in table.column_names],
         "published_columns": columns,
-        "arrow_schema": out_schema.to_string(show_schema_metadata=False),
         "files": [{"path": object_key, "sha256": sink.sha256.hexdigest(), "bytes": sink.size, "rows": rows}],
         "stats": stats,
         "seconds": round(elapsed, 3),
+        "consistency": "per-table" if "lo" not in job else "per-chunk",
     }
+
+
+def merge_results(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Fold chunk results into one result per table, parts in order."""
+    by_table: dict[str, dict[str, Any]] = {}
+    for result in sorted(results, key=lambda r: (r["table"], r.get("part", 0))):
+        merged = by_table.get(result["table"])
+        if merged is None:
+            by_table[result["table"]] = {**result, "files": list(result["files"]), "stats": dict(result["stats"])}
+            continue
+        merged["rows"] += result["rows"]
+        merged["source_rows"] += result["source_rows"]
+        merged["files"] += result["files"]
+        merged["seconds"] = round(merged["seconds"] + result["seconds"], 3)
+    return list(by_table.values())
 
 
 class FingerprintRecorder:
@@ -291,13 +362,13 @@ def validate(source: SourceConfig, plan_: dict[str, Any], results: list[dict[str
     key = load_key(source)
     bucket = Bucket.for_source(source)
     private = work_dir(source, plan_["version"])
-    by_table = {r["table"]: r for r in results}
+    by_table = {r["table"]: r for r in merge_results(results)}
 
     inputs, id_sets = [], []
     for name, result in sorted(by_table.items()):
         table, rule = schema.tables[name], policy.tables[name]
         folder = private / "fingerprints" / name
-        id_sets.append(np.load(folder / "identifiers.npy"))
+        id_sets += [np.load(p) for p in sorted(folder.glob("part-*/identifiers.npy"))]
         columns = [
             gate.ColumnInput(
                 name=c, logical=table.column(c).logical, transform=rule.columns[c].label,
@@ -351,9 +422,13 @@ def _batch_reader(bucket: Bucket, files: list[dict[str, Any]]):
 
 
 def _fingerprint_reader(folder: Path):
+    """Row fingerprints of a column across every part of a table, in part order."""
+
     def read(column: str):
-        path = folder / f"row.{column}.npy"
-        return np.load(path) if path.exists() else None
+        parts = [p / f"row.{column}.npy" for p in sorted(folder.glob("part-*"))]
+        if not parts or not all(p.exists() for p in parts):
+            return None
+        return np.concatenate([np.load(p) for p in parts])
 
     return read
 
@@ -371,7 +446,7 @@ def write_sql(source: SourceConfig, plan_: dict[str, Any], results: list[dict[st
     schema = S.Schema.from_dict(plan_["schema"])
     key = snapshot.sql_key(source.name, plan_["version"])
     tables = []
-    for result in sorted(results, key=lambda r: r["table"]):
+    for result in sorted(merge_results(results), key=lambda r: r["table"]):
         table = schema.tables[result["table"]]
         files = result["files"]
         with bucket.open_read(files[0]["path"]) as fh:
@@ -400,7 +475,7 @@ def publish(
     version = plan_["version"]
     private = work_dir(source, version)
     report_files = _publish_report(bucket, source, version, private, validation)
-    manifest = build_manifest(source, plan_, results, validation, sql, report_files)
+    manifest = build_manifest(source, plan_, merge_results(results), validation, sql, report_files)
     digest = snapshot.write_manifest(bucket, manifest)
     moved = snapshot.advance_latest(bucket, source.name, version, digest)
     removed = snapshot.apply_retention(bucket, source.name, source.retain)
@@ -449,9 +524,9 @@ def build_manifest(source, plan_, results, validation, sql, extra_files) -> dict
         "policy_sha256": plan_["policy_sha256"],
         "schema_sha256": plan_["schema_sha256"],
         "key_id": load_key(source).key_id,
-        # Each table is read in its own read-only transaction: consistent within a table,
-        # not across tables. See the README's limitations.
-        "consistency": "per-table",
+        # exported-snapshot / single-transaction: every table as of one moment; per-table or
+        # per-chunk: each piece consistent in itself only (see the README).
+        "consistency": ",".join(sorted({r.get("consistency", "per-table") for r in results})) or "per-table",
         "tools": tool_versions(),
         "tables": tables,
         "dropped_tables": plan_["dropped"],
