@@ -488,9 +488,22 @@ class Scrub(Transform):
         from masking import detectors
 
         replacer = TextReplacer(ctx)
-        out = detectors.scrub_array(array, replacer, kinds=self.options["kinds"])
+        out = detectors.scrub_array_bulk(array, replacer.replace_all, kinds=self.options["kinds"])
         ctx.count("scrubbed_values", replacer.replaced)
         return out
+
+
+_RESERVED_EMAIL = re.compile(r"@example\.(com|net|org)$", re.IGNORECASE)
+_RESERVED_IP = ("192.0.2.", "198.51.100.", "203.0.113.", "2001:db8:")
+
+
+def _is_reserved_fake(kind: str, text: str) -> bool:
+    """Whether ``text`` is a value only our fakes produce (reserved domains, 555, doc ranges)."""
+    if kind == "email":
+        return bool(_RESERVED_EMAIL.search(text))
+    if kind == "phone":
+        return text.startswith("+1-555-")
+    return text.startswith(_RESERVED_IP)
 
 
 class TextReplacer:
@@ -505,6 +518,28 @@ class TextReplacer:
     def __init__(self, ctx: ColumnContext) -> None:
         self.ctx = ctx
         self.replaced = 0
+
+    def replace_all(self, pairs: list[tuple[Any, str]]) -> list[str]:
+        """Substitutes for every match of a batch: fakes computed once per kind, in bulk."""
+        from masking import fakes
+
+        self.replaced += len(pairs)
+        out = [f"[{m.kind.upper()} REMOVED]" for m, _ in pairs]
+        groups: dict[tuple[str, str], list[int]] = {}
+        for i, (match, text) in enumerate(pairs):
+            fake_kind = self.FAKE_KINDS.get(match.kind)
+            if fake_kind is not None and _is_reserved_fake(fake_kind, text):
+                out[i] = text  # already one of our fakes (a second scrub pass): leave it
+            elif fake_kind is not None:
+                locale = "ja_JP" if match.kind == "phone_jp" else self.ctx.locale
+                groups.setdefault((fake_kind, locale), []).append(i)
+        for (fake_kind, locale), positions in groups.items():
+            texts = [pairs[i][1].lower() if fake_kind == "email" else pairs[i][1] for i in positions]
+            digests = self.ctx.key.digests64(fake_kind, texts)
+            values = fakes.fake_values(fake_kind, digests, locale, unique=fake_kind in ALWAYS_UNIQUE)
+            for i, value in zip(positions, values):
+                out[i] = value
+        return out
 
     def __call__(self, match, text: str) -> str:
         from masking import fakes
