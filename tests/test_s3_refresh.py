@@ -70,7 +70,8 @@ def s3(s3_endpoint, tmp_path):
     """A fresh prefix in the session bucket: its URL, key prefix and a Bucket to read it with."""
     prefix = f"refresh-{uuid.uuid4().hex[:10]}/snapshots"
     url = f"s3://{s3_endpoint['bucket']}/{prefix}"
-    return {**s3_endpoint, "url": url, "prefix": prefix, "bucket_obj": Bucket(url, conn_id=s3_endpoint["conn_id"])}
+    bucket = Bucket(url, conn_id=s3_endpoint["conn_id"])
+    return {**s3_endpoint, "url": url, "prefix": prefix, "bucket_obj": bucket}
 
 
 def _source(db: Path, s3: dict, tmp_path: Path, **extra) -> dict:
@@ -102,7 +103,8 @@ def _keys(s3: dict, under: str = "") -> list[str]:
 
 def _latest(s3: dict) -> str | None:
     try:
-        body = s3["client"].get_object(Bucket=s3["bucket"], Key=f"{s3['prefix']}/{SOURCE}/LATEST")["Body"].read()
+        key = f"{s3['prefix']}/{SOURCE}/{snapshot.LATEST}"
+        body = s3["client"].get_object(Bucket=s3["bucket"], Key=key)["Body"].read()
     except s3["client"].exceptions.NoSuchKey:
         return None
     return json.loads(body)["version"]
@@ -138,7 +140,8 @@ def _row_counts(url: str, tables) -> dict[str, int]:
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
-            return {t: conn.execute(sa.select(sa.func.count()).select_from(sa.table(t))).scalar_one() for t in tables}
+            count = sa.select(sa.func.count())
+            return {t: conn.execute(count.select_from(sa.table(t))).scalar_one() for t in tables}
     finally:
         engine.dispose()
 
@@ -230,7 +233,8 @@ def test_latest_cannot_move_then_run_fails_and_latest_still_names_the_previous_v
     assert _latest(s3) == version_a
     # The manifest was written before LATEST failed, so the new version is complete: it is
     # listed (unstarred) and can be pulled by id, but readers that follow LATEST keep A.
-    version_b = next(k.split("/")[1] for k in _keys(s3, f"{SOURCE}/") if k.endswith("/" + snapshot.MANIFEST) and version_a not in k)
+    manifests = [k for k in _keys(s3, f"{SOURCE}/") if k.endswith("/" + snapshot.MANIFEST)]
+    (version_b,) = {k.split("/")[1] for k in manifests} - {version_a}
     _fresh(s3)
     capsys.readouterr()
     assert _listed(s3, capsys) == [version_b, version_a]
@@ -294,7 +298,8 @@ def test_refresh_killed_while_extracting_then_latest_stays_and_next_refresh_publ
     try:
         deadline = time.monotonic() + KILL_WAIT_SECONDS
         while not _staged_parquet(s3, exclude=version_a):
-            assert child.poll() is None, f"the refresh ended before it could be killed: {child.stderr.read()[-2000:]!r}"
+            if child.poll() is not None:
+                pytest.fail(f"the refresh ended before it could be killed: {child.stderr.read()[-2000:]!r}")
             assert time.monotonic() < deadline, f"no staged Parquet appeared within {KILL_WAIT_SECONDS}s"
             time.sleep(0.2)
     finally:
