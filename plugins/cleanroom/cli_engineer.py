@@ -75,14 +75,14 @@ def cmd_list(args: argparse.Namespace) -> int:
         if not versions:
             print(f"no published version of {args.source} in {bucket.uri()}")
             return EXIT_OK
-        print(f"{'':2}{'version':<52}{'created (UTC)':<22}{'tables':>7}{'rows':>12}{'size':>11}")
+        print(f"{'':2}{'version':<64}{'created (UTC)':<22}{'tables':>7}{'rows':>12}{'size':>11}")
         for version in versions:
             manifest = snapshot.read_manifest(bucket, args.source, version)
             rows = sum(int(t["rows"]) for t in manifest["tables"].values())
             size = sum(int(f["bytes"]) for f in manifest["files"])
             mark = "* " if version == latest else "  "
             created = str(manifest.get("created_at", ""))[:19].replace("T", " ")
-            print(f"{mark}{version:<52}{created:<22}{len(manifest['tables']):>7}{rows:>12}{_size(size):>11}")
+            print(f"{mark}{version:<64} {created:<22}{len(manifest['tables']):>7}{rows:>12}{_size(size):>11}")
         print(f"\n* = LATEST ({latest or 'none'})")
     except (ArtifactError, BucketError) as exc:
         return _failed(exc)

@@ -477,7 +477,14 @@ def publish(
     report_files = _publish_report(bucket, source, version, private, validation)
     manifest = build_manifest(source, plan_, merge_results(results), validation, sql, report_files)
     digest = snapshot.write_manifest(bucket, manifest)
-    moved = snapshot.advance_latest(bucket, source.name, version, digest)
+    try:
+        moved = snapshot.advance_latest(bucket, source.name, version, digest)
+    except Exception:
+        # A version whose run failed must not stay listed: take the manifest back first
+        # (the version turns invisible), then its files.
+        bucket.path(snapshot.manifest_key(source.name, version)).unlink()
+        bucket.delete_prefix(snapshot.version_prefix(source.name, version))
+        raise
     removed = snapshot.apply_retention(bucket, source.name, source.retain)
     shutil.rmtree(private, ignore_errors=True)
     log.info("published %s/%s (LATEST %s); retention removed %d version(s)", source.name, version, "moved" if moved else "unchanged", len(removed))
