@@ -190,6 +190,11 @@ def build_company(engine: sa.Engine) -> None:
             [{"e": e, "p": p} for e in range(1, EMPLOYEES + 1) for p in {e % PROJECTS + 1, (e * 3) % PROJECTS + 1}],
         )
         conn.execute(sa.text("INSERT INTO note VALUES (:id, 'x')"), [{"id": i} for i in range(1, 4)])
+    if engine.dialect.name == "postgresql":
+        # Unanalysed tables make the planner guess millions of recursive rows and switch on
+        # JIT, which costs seconds per fragment; production tables carry statistics.
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("ANALYZE")
 
 
 COMPANY_ROOTS = [
