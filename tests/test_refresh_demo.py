@@ -112,6 +112,24 @@ def test_policy_that_keeps_a_personal_column_fails_validation_and_latest_stays(t
     assert versions == [before], "the failed version's staged files must be gone"
     assert not any(v.encode() in all_published_bytes(bucket) for v in _raw_values(demo_db)["emails"])
 
+    (report,) = (tmp_path / "work" / "demo" / "failed").glob("*/privacy-report.html")
+    text = report.read_text()
+    assert "no_original_values" in text and "FAILED" in text
+    assert not [v for v in _raw_values(demo_db)["emails"] if v in text], "the failure report must hold no values"
+
+
+def test_failure_callback_names_the_task_and_the_failed_checks():
+    from cleanroom.dagfactory import report_failure
+    from masking.errors import ValidationFailed
+
+    class TI:
+        dag_id, task_id = "cleanroom_demo", "validate"
+
+    error = ValidationFailed([("customers", "email", "no_original_values", 300)])
+    line = report_failure({"task_instance": TI(), "exception": error})
+    assert "cleanroom_demo" in line and "validate" in line
+    assert "customers.email: no_original_values (300 offending row(s))" in line
+
 
 def test_schema_drift_stops_the_refresh_before_extraction(tmp_path, demo_db, capsys):
     drifted = tmp_path / "drifted.sqlite"

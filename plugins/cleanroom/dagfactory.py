@@ -59,6 +59,22 @@ def fail_fast(func):
     return wrapper
 
 
+def report_failure(context: dict[str, Any]) -> str:
+    """Failure callback: one summary line naming the source, task and what failed.
+
+    The exception text of cleanroom's errors names tables, columns and checks, never values.
+    Hook alerting (Slack, e-mail) onto this by wrapping it in your own callback.
+    """
+    ti = context.get("task_instance") or context.get("ti")
+    exception = context.get("exception")
+    summary = (
+        f"cleanroom refresh {getattr(ti, 'dag_id', '?')} failed in task {getattr(ti, 'task_id', '?')}: "
+        f"{type(exception).__name__ if exception else 'unknown error'}: {exception}"
+    )
+    log.error("%s", summary)
+    return summary
+
+
 def asset_for(source: SourceConfig) -> Asset:
     """The asset a successful publish updates; schedule downstream DAGs on it."""
     # Named, not addressed by bucket URL: moving a bucket must not orphan downstream schedules.
@@ -80,7 +96,12 @@ def _pipeline():
 
 
 def build_dag(source: SourceConfig) -> DAG:
-    default_args: dict[str, Any] = {"retries": 2, "retry_delay": dt.timedelta(minutes=2), "owner": "data-platform"}
+    default_args: dict[str, Any] = {
+        "retries": 2,
+        "retry_delay": dt.timedelta(minutes=2),
+        "owner": "data-platform",
+        "on_failure_callback": report_failure,
+    }
     with DAG(
         dag_id=source.dag_id,
         description=source.description or f"Sanitized snapshot of {source.name} into the sandbox bucket",

@@ -231,6 +231,7 @@ def _extract(conn, source: SourceConfig, plan_: dict[str, Any], job: dict[str, A
 
     from cleanroom import source as src
     from cleanroom.consistency import chunk_where, combine_where
+    from masking.classify import classify_column
 
     started = time.perf_counter()
     schema = S.Schema.from_dict(plan_["schema"])
@@ -273,7 +274,10 @@ def _extract(conn, source: SourceConfig, plan_: dict[str, Any], job: dict[str, A
         "action": rule.action,
         "rows": rows,
         "source_rows": expected,
-        "columns": [{"name": c, "transform": rule.columns[c].label} for c in table.column_names],
+        "columns": [
+            {"name": c, "transform": rule.columns[c].label, "classification": classify_column(table, table.column(c)).kind}
+            for c in table.column_names
+        ],
         "published_columns": columns,
         "files": [{"path": object_key, "sha256": sink.sha256.hexdigest(), "bytes": sink.size, "rows": rows}],
         "stats": stats,
@@ -400,14 +404,39 @@ def validate(source: SourceConfig, plan_: dict[str, Any], results: list[dict[str
         identifier_fingerprints=identifiers, key=key, foreign_keys=fks, report_dir=private / "report",
     )
     summary["seconds"] = round(time.perf_counter() - started, 3)
+    report = private / "report" / "privacy-report.html"
+    gate.write_report(summary, _report_columns(schema, policy, by_table), report)
     failures = gate.failures(summary)
     if failures:
+        # Keep the failing run's report (counts and check names only) where operators can
+        # read it; the staged snapshot itself goes.
+        kept = source.work_dir / source.name / "failed" / plan_["version"]
+        kept.mkdir(parents=True, exist_ok=True)
+        shutil.copy(report, kept / "privacy-report.html")
+        log.error("privacy report of the failed run: %s", kept / "privacy-report.html")
         removed = discard(source, plan_["version"])
         for table, column, check, count in failures:
             log.error("validation failed: %s.%s %s (%d row(s))", table, column or "-", check, count)
         raise ValidationFailed(failures, summary=f"removed {removed} staged file(s); LATEST was not moved")
     log.info("validation passed: %d check(s) over %d table(s) in %.2fs", len(summary["checks"]), len(inputs), summary["seconds"])
     return summary
+
+
+def _report_columns(schema: S.Schema, policy: P.Policy, by_table: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per table and column: what the privacy report shows (no values)."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, result in by_table.items():
+        rule = policy.tables[name]
+        out[name] = {
+            c["name"]: {
+                "transform": c["transform"],
+                "classification": c.get("classification", ""),
+                "survivor_scope": rule.columns[c["name"]].survivor_scope,
+                "allow": list(rule.columns[c["name"]].options.get("allow") or []),
+            }
+            for c in result["columns"]
+        }
+    return out
 
 
 def _batch_reader(bucket: Bucket, files: list[dict[str, Any]]):
