@@ -89,17 +89,28 @@ def test_no_pagila_personal_value_survives_in_any_published_byte(pagila_snapshot
         assert not leaked, f"{len(leaked)} of {len(values)} Pagila {kind} found in published bytes"
 
 
-def test_refresh_with_the_scanned_policy_publishes_no_pagila_personal_value(pagila_url, tmp_path):
-    """`cleanroom scan` output is runnable as is, and safe: the refresh publishes nothing personal."""
+def test_scanned_policy_and_a_10_percent_subset_publish_no_personal_value_and_keep_references(pagila_url, tmp_path):
+    """`cleanroom scan` output is runnable as is and safe; a 10% customer subset keeps its references.
+
+    The gate's foreign-key checks fail the run on any dangling reference, so success means
+    every film, inventory row, address and store a kept row points at was kept.
+    """
     from cleanroom.cli import main
 
     policy = tmp_path / "scanned.yaml"
     assert main(["scan", pagila_url, "--out", str(policy)]) == 0
     bucket = tmp_path / "bucket"
     source = {"name": "pagila_scanned", "url": pagila_url, "policy": str(policy), "bucket": bucket.as_uri(),
-              "demo_key": True, "work_dir": str(tmp_path / "work")}
+              "demo_key": True, "work_dir": str(tmp_path / "work"), "subset": {"roots": {"customer": {"percent": 10}}}}
     state, _ = run_refresh(tmp_path, [source], "pagila_scanned")
     assert state == "success"
+    manifest = json.loads((bucket / "pagila_scanned" / latest(bucket, "pagila_scanned") / "manifest.json").read_text())
+    rows = {t: i["rows"] for t, i in manifest["tables"].items()}
+    assert 0.05 * 599 <= rows["customer"] <= 0.15 * 599
+    assert rows["rental"] < EXPECTED_ROWS["rental"] / 4
+    assert rows["film"] == EXPECTED_ROWS["film"]  # film_actor is whole, so every film is referenced
+    fk_checks = [c for c in manifest["validation"]["checks"] if c["check"].startswith("foreign_key_joins")]
+    assert fk_checks and all(c["passed"] for c in fk_checks)
     published = all_published_bytes(bucket)
     for kind, values in _personal_values(pagila_url).items():
         leaked = [v for v in values if v.encode() in published]

@@ -137,6 +137,15 @@ def plan(source: SourceConfig, run_id: str) -> dict[str, Any]:
 
     jobs = _jobs(source, schema, policy)
     dropped = [name for name, rule in policy.tables.items() if rule.action == P.DROP]
+    if source.subset:
+        from cleanroom.subset import plan_subset
+
+        # Dropped tables must not widen the subset: plan over the extracted tables only.
+        kept = S.Schema({n: t for n, t in schema.tables.items() if n not in dropped}, schema.dialect)
+        fragments = plan_subset(kept, source.subset["roots"], schema.dialect)
+        for job in jobs:
+            job["subset"] = fragments.get(job["table"])
+        log.info("subset: %d table(s) filtered, roots %s", sum(1 for f in fragments.values() if f), ", ".join(source.subset["roots"]))
     schema_json = json.dumps(schema.to_dict(), sort_keys=True)
     log.info(
         "plan for %s: version %s, %d table(s) to extract, %d dropped: %s",
