@@ -455,7 +455,7 @@ def _built_manifest(tmp_path) -> dict:
             "files": [{"path": prefix + "tables/audit/part-00000.parquet", "sha256": "d" * 64, "bytes": 5, "rows": 0}],
         },
     ]
-    sql = {"path": prefix + f"sql/{SOURCE}.postgresql.sql", "sha256": "e" * 64, "bytes": 7, "dialect": "postgresql"}
+    sql = {"artifacts": [{"path": prefix + f"sql/{SOURCE}.postgresql.sql", "sha256": "e" * 64, "bytes": 7, "dialect": "postgresql"}]}
     report = [{"path": prefix + "report/privacy-report.html", "sha256": "f" * 64, "bytes": 9}]
     validation = {"passed": True, "engine": "great_expectations", "seconds": 0.1, "checks": [{"passed": True}]}
     return pipeline.build_manifest(source, plan_, results, validation, sql, report)

@@ -17,6 +17,7 @@ import datetime as dt
 import json
 import random
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
@@ -148,6 +149,23 @@ def test_mariadb_refresh_publishes_masked_snapshot_that_restores_into_postgresql
     assert joined_addresses == PEOPLE
     assert distinct_emails == PEOPLE, "the email fake must stay unique, as the source column is"
     assert statuses == {"paid", "shipped", "refunded"}
+
+    # The MySQL-dialect artifact restores with the mysql client into a fresh MariaDB database.
+    target = f"cr_restore_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine("mysql+pymysql://root@127.0.0.1:3306/mysql")
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE `{target}` CHARACTER SET utf8mb4")
+    try:
+        with open(folder / "sql" / "mshop.mysql.sql", "rb") as dump:
+            subprocess.run(["mariadb", "-h", "127.0.0.1", "-u", "root", f"--database={target}"], stdin=dump,
+                           check=True, capture_output=True)
+        with admin.connect() as conn:
+            restored = {t: conn.exec_driver_sql(f"SELECT count(*) FROM `{target}`.`{t}`").scalar() for t in expected}
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{target}`")
+        admin.dispose()
+    assert restored == expected
 
 
 @pytest.mark.xfail(strict=True, reason="known gap: bare ten-digit phone numbers need a phone word before them")

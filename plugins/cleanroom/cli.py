@@ -164,7 +164,7 @@ def print_summary(source) -> None:
     print()
     print(f"  validation: {'PASSED' if validation.get('passed') else 'FAILED'} - {len(checks)} check(s), {len(failed)} failed ({validation.get('engine', '')})")
     sql = [f for f in manifest["files"] if f.get("kind") == "sql"]
-    print(f"  artifacts:  {len([f for f in manifest['files'] if f.get('table')])} Parquet file(s), SQL: {sql[0]['path'] if sql else '-'}, manifest.json")
+    print(f"  artifacts:  {len([f for f in manifest['files'] if f.get('table')])} Parquet file(s), SQL: {', '.join(f['path'] for f in sql) or '-'}, manifest.json")
     print(f"  LATEST ->   {version}")
 
 

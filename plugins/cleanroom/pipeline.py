@@ -474,15 +474,34 @@ def _fingerprint_reader(folder: Path):
 # --- SQL artifact ----------------------------------------------------------------------------
 
 
+RESTORE_HINTS = {
+    "postgresql": "psql -v ON_ERROR_STOP=1 -f FILE",
+    "mysql": "mysql --database=DB < FILE (MySQL or MariaDB)",
+}
+
+
+def sql_dialects(source_dialect: str) -> list[str]:
+    """SQL artifacts to write: PostgreSQL always, plus MySQL for MySQL/MariaDB sources."""
+    return ["postgresql", "mysql"] if source_dialect in ("mysql", "mariadb") else ["postgresql"]
+
+
 def write_sql(source: SourceConfig, plan_: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, Any]:
-    """Write the PostgreSQL-dialect SQL artifact (schema plus data) from the published Parquet."""
+    """Write the SQL artifacts (schema plus data) from the published Parquet.
+
+    Returns ``{"artifacts": [...]}``, one entry per dialect with path, sha256 and size.
+    """
+    artifacts = [_write_sql_dialect(source, plan_, results, d) for d in sql_dialects(plan_["dialect"])]
+    return {"artifacts": artifacts}
+
+
+def _write_sql_dialect(source: SourceConfig, plan_: dict[str, Any], results: list[dict[str, Any]], dialect: str) -> dict[str, Any]:
     import pyarrow.parquet as pq
 
     from cleanroom import sqldump
 
     bucket = Bucket.for_source(source)
     schema = S.Schema.from_dict(plan_["schema"])
-    key = snapshot.sql_key(source.name, plan_["version"])
+    key = snapshot.sql_key(source.name, plan_["version"], dialect)
     tables = []
     for result in sorted(merge_results(results), key=lambda r: r["table"]):
         table = schema.tables[result["table"]]
@@ -492,13 +511,13 @@ def write_sql(source: SourceConfig, plan_: dict[str, Any], results: list[dict[st
         tables.append((table, arrow_schema, _batch_reader(bucket, files)()))
     header = (
         f"cleanroom sanitized snapshot of source {source.name}, version {plan_['version']}\n"
-        f"masked under policy sha256 {plan_['policy_sha256'][:16]}; restore with: psql -v ON_ERROR_STOP=1 -f FILE"
+        f"masked under policy sha256 {plan_['policy_sha256'][:16]}; restore with: {RESTORE_HINTS[dialect]}"
     )
     with bucket.open_write(key) as raw:
         sink = HashingWriter(raw)
-        counts = sqldump.write_sql_dump(sink, tables, dialect="postgresql", header=header)
-    log.info("wrote SQL artifact %s: %d table(s), %d bytes", key, len(counts), sink.size)
-    return {"path": key, "sha256": sink.sha256.hexdigest(), "bytes": sink.size, "dialect": "postgresql", "rows": counts}
+        counts = sqldump.write_sql_dump(sink, tables, dialect=dialect, header=header)
+    log.info("wrote %s SQL artifact %s: %d table(s), %d bytes", dialect, key, len(counts), sink.size)
+    return {"path": key, "sha256": sink.sha256.hexdigest(), "bytes": sink.size, "dialect": dialect, "rows": counts}
 
 
 # --- publish ---------------------------------------------------------------------------------
@@ -557,7 +576,11 @@ def build_manifest(source, plan_, results, validation, sql, extra_files) -> dict
             "files": [f["path"][len(prefix):] for f in r["files"]],
         }
         files += [{**f, "path": f["path"][len(prefix):], "table": r["table"]} for f in r["files"]]
-    files.append({"path": sql["path"][len(prefix):], "sha256": sql["sha256"], "bytes": sql["bytes"], "kind": "sql", "dialect": sql["dialect"]})
+    for artifact in sql["artifacts"]:
+        files.append({
+            "path": artifact["path"][len(prefix):], "sha256": artifact["sha256"], "bytes": artifact["bytes"],
+            "kind": "sql", "dialect": artifact["dialect"],
+        })
     files += [{**f, "path": f["path"][len(prefix):], "kind": "report"} for f in extra_files]
     manifest = {
         "format": snapshot.MANIFEST_FORMAT,
