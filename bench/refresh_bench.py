@@ -170,6 +170,15 @@ def child_extract(db: str, folder: str) -> dict:
     }
 
 
+def _task_seconds(dag_run) -> dict[str, float]:
+    """Wall seconds per task id (mapped task instances added up)."""
+    seconds: dict[str, float] = {}
+    for ti in dag_run.get_task_instances():
+        if ti.start_date and ti.end_date:
+            seconds[ti.task_id] = seconds.get(ti.task_id, 0.0) + (ti.end_date - ti.start_date).total_seconds()
+    return seconds
+
+
 def child_refresh(folder: str) -> dict:
     """(c): a whole refresh through Airflow; metadata-db creation happens before the clock starts."""
     import pyarrow.parquet as pq
@@ -195,6 +204,7 @@ def child_refresh(folder: str) -> dict:
             rows[path.parent.name] = pq.ParquetFile(path).metadata.num_rows
     return {
         "state": state, "seconds": seconds, "rows": rows, "failed": runner.failed_tasks(dag_run),
+        "tasks": _task_seconds(dag_run),
         "ru_maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
     }
 
@@ -351,6 +361,8 @@ def main() -> int:
                 lines.append(f"{'(c) Airflow refresh, all published tables':<52} {published:10,} {c['seconds']:8.1f} "
                              f"{rate(published, c['seconds'])} {ratio_c:9.3f}x")
                 lines.append(f"    published rows per table: {c['rows']}; refresh process peak RSS {c['ru_maxrss'] / 2**20:,.0f} MB")
+                steps = ", ".join(f"{task} {sec:.1f}s ({sec / c['seconds']:.0%})" for task, sec in c["tasks"].items())
+                lines.append(f"    time per task (share of the refresh): {steps}")
         lines.append(f"(d) peak RSS of the (b) process: {b['ru_maxrss'] / 2**20:,.0f} MB (ru_maxrss); "
                      f"customers Parquet {b['bytes'] / 2**20:,.1f} MB")
 
