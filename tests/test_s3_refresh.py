@@ -34,7 +34,7 @@ pytestmark = [pytest.mark.airflow, pytest.mark.s3]
 SOURCE = "demo"
 POLICY = ROOT / "policies" / "demo.yaml"
 KILL_WAIT_SECONDS = 60
-LISTED_ROW = re.compile(r"^[* ] \d{8}T\d{6}Z-")
+LISTED_ROW = re.compile(r"^[* ] \d{8}T\d{9}Z-")
 
 
 @pytest.fixture(autouse=True)

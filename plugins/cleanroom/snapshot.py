@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 LATEST = "LATEST"
 MANIFEST_FORMAT = "cleanroom.manifest/1"
-VERSION = re.compile(r"^\d{8}T\d{6}Z-[a-z0-9-]{1,40}$")
+VERSION = re.compile(r"^\d{8}T\d{9}Z-[a-z0-9-]{1,40}$")
 
 
 def new_version(run_id: str, now: dt.datetime | None = None) -> str:
@@ -37,7 +37,8 @@ def new_version(run_id: str, now: dt.datetime | None = None) -> str:
     now = now or dt.datetime.now(dt.timezone.utc)
     slug = re.sub(r"[^a-z0-9]+", "-", run_id.lower()).strip("-")
     digest = hashlib.sha256(run_id.encode()).hexdigest()[:6]
-    return f"{now:%Y%m%dT%H%M%SZ}-{slug[:32].strip('-') or 'run'}-{digest}"
+    # Milliseconds: two runs started within one second still get ordered ids.
+    return f"{now:%Y%m%dT%H%M%S}{now.microsecond // 1000:03d}Z-{slug[:32].strip('-') or 'run'}-{digest}"
 
 
 def version_prefix(source: str, version: str) -> str:
@@ -139,7 +140,7 @@ def remove_incomplete(bucket: Bucket, source: str, keep: str | None = None, olde
     for version in incomplete_versions(bucket, source):
         if version == keep:
             continue
-        created = dt.datetime.strptime(version[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.timezone.utc)
+        created = dt.datetime.strptime(version[:15], "%Y%m%dT%H%M%S").replace(tzinfo=dt.timezone.utc)
         if older_than is not None and now - created < older_than:
             continue
         bucket.delete_prefix(version_prefix(source, version))
