@@ -7,7 +7,6 @@ stack, so a tag that does not exist upstream or a command that fails at start is
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import yaml

@@ -366,8 +366,6 @@ def validate(source: SourceConfig, plan_: dict[str, Any], results: list[dict[str
     """Run the Great Expectations gate over the published Parquet; raise when anything leaks."""
     from expectations import gate
 
-    from cleanroom import source as src
-    from masking import transforms as T
 
     started = time.perf_counter()
     schema = S.Schema.from_dict(plan_["schema"])
