@@ -23,7 +23,13 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        import warnings
+
+        # Third-party deprecation chatter is for their maintainers, not for this command's user.
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*deprecated.*")
     import os
 
     if args.config:
@@ -165,6 +171,9 @@ def print_summary(source) -> None:
     print(f"  validation: {'PASSED' if validation.get('passed') else 'FAILED'} - {len(checks)} check(s), {len(failed)} failed ({validation.get('engine', '')})")
     sql = [f for f in manifest["files"] if f.get("kind") == "sql"]
     print(f"  artifacts:  {len([f for f in manifest['files'] if f.get('table')])} Parquet file(s), SQL: {', '.join(f['path'] for f in sql) or '-'}, manifest.json")
+    reports = [f["path"] for f in manifest["files"] if f.get("kind") == "report" and f["path"].endswith(".html")]
+    if reports:
+        print(f"  report:     {reports[0]} (privacy report for reviewers)")
     print(f"  LATEST ->   {version}")
 
 
