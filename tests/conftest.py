@@ -193,3 +193,15 @@ def s3_endpoint():
             else:
                 os.environ[key] = value
         server.stop()
+
+
+def psql_file(dbname: str, script: Path) -> None:
+    """Run a SQL file with psql against a local database, stopping at the first error."""
+    need(shutil.which("psql") is not None, "the psql client is not installed (apt-get install postgresql-client)")
+    import subprocess
+
+    done = subprocess.run(
+        ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "postgres", "-d", dbname, "-f", str(script)],
+        capture_output=True, text=True,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import need
+from tests.conftest import psql_file
 from tests.refresh_helpers import ROOT, all_published_bytes, latest, run_refresh
 
 pytestmark = pytest.mark.airflow
@@ -105,15 +105,6 @@ def _manifest(bucket: Path) -> tuple[Path, dict]:
     return folder, json.loads((folder / "manifest.json").read_text())
 
 
-def _psql(dbname: str, script: Path) -> None:
-    need(subprocess.run(["which", "psql"], capture_output=True).returncode == 0, "the psql client is not installed")
-    done = subprocess.run(
-        ["psql", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "postgres", "-d", dbname, "-f", str(script)],
-        capture_output=True, text=True,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-
-
 def test_mariadb_refresh_publishes_masked_snapshot_that_restores_into_postgresql(tmp_path, shop, pg_database):
     url, raw = shop
     bucket = tmp_path / "bucket"
@@ -135,7 +126,7 @@ def test_mariadb_refresh_publishes_masked_snapshot_that_restores_into_postgresql
         assert not leaked, f"{len(leaked)} original {kind} found in published bytes"
 
     dbname = pg_database.rsplit("/", 1)[1]
-    _psql(dbname, folder / "sql" / "mshop.postgresql.sql")
+    psql_file(dbname, folder / "sql" / "mshop.postgresql.sql")
     engine = sa.create_engine(pg_database)
     with engine.connect() as conn:
         counts = {t: conn.exec_driver_sql(f'SELECT count(*) FROM "{t}"').scalar() for t in expected}

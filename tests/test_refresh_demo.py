@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
-import subprocess
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
+from tests.conftest import psql_file
 from tests.refresh_helpers import ROOT, all_published_bytes, latest, run_refresh
 
 pytestmark = pytest.mark.airflow
@@ -77,11 +77,7 @@ def test_demo_sql_artifact_restores_with_psql(tmp_path, demo_db, pg_database):
     version = latest(bucket, "demo")
     manifest = json.loads((bucket / "demo" / version / "manifest.json").read_text())
     dbname = pg_database.rsplit("/", 1)[1]
-    subprocess.run(
-        ["psql", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "postgres", "-d", dbname,
-         "-f", str(bucket / "demo" / version / "sql" / "demo.postgresql.sql")],
-        check=True, capture_output=True,
-    )
+    psql_file(dbname, bucket / "demo" / version / "sql" / "demo.postgresql.sql")
     import sqlalchemy as sa
 
     engine = sa.create_engine(pg_database)

@@ -9,11 +9,11 @@ code could occur by chance; the validation gate checks their columns row by row.
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 import sqlalchemy as sa
 
+from tests.conftest import psql_file
 from tests.refresh_helpers import ROOT, all_published_bytes, latest, run_refresh
 
 pytestmark = [pytest.mark.airflow, pytest.mark.postgres, pytest.mark.corpus]
@@ -65,8 +65,7 @@ def test_pagila_sql_artifact_restores_with_psql_and_joins(pagila_snapshot, pg_da
     assert state == "success"
     sql = bucket / "pagila" / latest(bucket, "pagila") / "sql" / "pagila.postgresql.sql"
     dbname = pg_database.rsplit("/", 1)[1]
-    subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "postgres", "-d", dbname, "-f", str(sql)],
-                   check=True, capture_output=True)
+    psql_file(dbname, sql)
     engine = sa.create_engine(pg_database)
     with engine.connect() as conn:
         for table, rows in EXPECTED_ROWS.items():

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 import sqlalchemy as sa
 
+from tests.conftest import psql_file
 from tests.refresh_helpers import latest, run_refresh
 
 pytestmark = [pytest.mark.airflow, pytest.mark.postgres]
@@ -60,8 +60,7 @@ def test_masked_unique_email_stays_unique_and_the_join_matches(tmp_path, pg_data
     with admin.connect() as conn:
         conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
     try:
-        subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "postgres", "-d", name,
-                        "-f", str(bucket / "shop" / version / "sql" / "shop.postgresql.sql")], check=True, capture_output=True)
+        psql_file(name, bucket / "shop" / version / "sql" / "shop.postgresql.sql")
         restored = sa.create_engine(target)
         with restored.connect() as conn:
             rows, distinct = conn.exec_driver_sql("SELECT count(*), count(DISTINCT email) FROM customers").one()
