@@ -515,6 +515,20 @@ def _confirmed_rows(chunk: pa.Array, kinds: tuple[str, ...]) -> Iterator[tuple[i
             yield int(rows[position]), text, matches
 
 
+def find_all(array: pa.Array | pa.ChunkedArray, kinds: Iterable[str] | None = None) -> Iterator[tuple[int, str, list[Match]]]:
+    """Yield ``(row, text, matches)`` for every row of ``array`` holding a confirmed match.
+
+    Rows are numbered across chunks. Like the other array functions, only candidate rows
+    selected by the RE2 prefilter reach Python.
+    """
+    chosen = _kinds(kinds)
+    offset = 0
+    for chunk in _chunks(array):
+        for row, text, matches in _confirmed_rows(chunk, chosen):
+            yield offset + row, text, matches
+        offset += len(chunk)
+
+
 def count_rows(array: pa.Array | pa.ChunkedArray, kinds: Iterable[str] | None = None) -> dict[str, int]:
     """Return, per kind, how many rows hold at least one confirmed match (nulls never count)."""
     chosen = _kinds(kinds)

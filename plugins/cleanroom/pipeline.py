@@ -315,7 +315,8 @@ class FingerprintRecorder:
 
     Row fingerprints (one per row, 0 for NULL) let the gate check that no row kept its own
     value; the identifier set (values of set-scope columns, and personal values found inside
-    their text) lets it check that no original appears anywhere in the snapshot.
+    their text) lets it check that no original appears anywhere in the snapshot. Both are
+    appended to files as they come, so memory does not grow with the table.
     """
 
     def __init__(self, key: MaskingKey, table: S.Table, rule: P.TableRule, folder: Path) -> None:
@@ -328,8 +329,9 @@ class FingerprintRecorder:
         # Scrubbed text keeps what it holds besides the personal values in it: only those
         # values are identifiers, not the whole text ("English" is not somebody's secret).
         self.inside_only = {c for c in self.set_columns if isinstance(rule.columns[c], T.Scrub)}
-        self.rows: dict[str, list[np.ndarray]] = {c: [] for c in self.row_columns}
-        self.ids: list[np.ndarray] = []
+        folder.mkdir(parents=True, exist_ok=True)
+        self.files = {c: open(folder / f"row.{c}.u64", "wb") for c in self.row_columns}  # noqa: SIM115
+        self.ids = open(folder / "identifiers.u64", "wb")  # noqa: SIM115
 
     def record(self, batch) -> None:
         from masking import detectors
@@ -339,21 +341,23 @@ class FingerprintRecorder:
             values = batch.column(column).to_pylist()
             fps = fingerprints(self.key, ["" if v is None else v for v in values])
             fps[[v is None for v in values]] = 0
-            self.rows[column].append(fps)
+            self.files[column].write(fps.astype(np.uint64).tobytes())
         for column in self.set_columns:
-            values = [v for v in batch.column(column).to_pylist() if v is not None]
-            long_enough = [] if column in self.inside_only else [
-                v for v in values if len(str(v).strip()) >= MIN_SET_FINGERPRINT_CHARS
+            array = batch.column(column)
+            whole = [] if column in self.inside_only else [
+                v for v in array.to_pylist() if v is not None and len(str(v).strip()) >= MIN_SET_FINGERPRINT_CHARS
             ]
-            found = [str(v)[m.start : m.end] for v in values for m in detectors.find(str(v), kinds=PERSONAL_KINDS)]
-            self.ids.append(fingerprints(self.key, long_enough + found))
+            found = [text[m.start:m.end] for _, text, matches in detectors.find_all(array, PERSONAL_KINDS) for m in matches]
+            if whole or found:
+                self.ids.write(fingerprints(self.key, whole + found).astype(np.uint64).tobytes())
 
     def close(self) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        for column, parts in self.rows.items():
-            np.save(self.folder / f"row.{column}.npy", np.concatenate(parts) if parts else np.zeros(0, np.uint64))
-        ids = np.unique(np.concatenate(self.ids)) if self.ids else np.zeros(0, np.uint64)
-        np.save(self.folder / "identifiers.npy", ids)
+        for handle in [*self.files.values(), self.ids]:
+            handle.close()
+
+
+def read_fingerprints(path: Path) -> np.ndarray:
+    return np.fromfile(path, dtype=np.uint64) if path.exists() else np.zeros(0, np.uint64)
 
 
 PERSONAL_KINDS = ("email", "phone", "phone_jp", "card", "iban", "ipv4", "ipv6")
@@ -379,7 +383,7 @@ def validate(source: SourceConfig, plan_: dict[str, Any], results: list[dict[str
     for name, result in sorted(by_table.items()):
         table, rule = schema.tables[name], policy.tables[name]
         folder = private / "fingerprints" / name
-        id_sets += [np.load(p) for p in sorted(folder.glob("part-*/identifiers.npy"))]
+        id_sets += [read_fingerprints(p) for p in sorted(folder.glob("part-*/identifiers.u64"))]
         columns = [
             gate.ColumnInput(
                 name=c, logical=table.column(c).logical, transform=rule.columns[c].label,
@@ -461,10 +465,10 @@ def _fingerprint_reader(folder: Path):
     """Row fingerprints of a column across every part of a table, in part order."""
 
     def read(column: str):
-        parts = [p / f"row.{column}.npy" for p in sorted(folder.glob("part-*"))]
+        parts = [p / f"row.{column}.u64" for p in sorted(folder.glob("part-*"))]
         if not parts or not all(p.exists() for p in parts):
             return None
-        return np.concatenate([np.load(p) for p in parts])
+        return np.concatenate([read_fingerprints(p) for p in parts])
 
     return read
 
