@@ -262,8 +262,22 @@ def count_rows(conn: Connection, table: S.Table, where: str | None = None) -> in
 def stream_batches(
     conn: Connection, table: S.Table, columns: list[str], batch_rows: int, where: str | None = None
 ) -> Iterator[pa.RecordBatch]:
-    """Yield the rows of ``table`` as Arrow record batches of at most ``batch_rows`` rows."""
+    """Yield the rows of ``table`` as Arrow record batches of at most ``batch_rows`` rows.
+
+    On PostgreSQL through psycopg the rows come from ``COPY ... TO STDOUT`` in CSV, in the
+    caller's transaction (so its read-only snapshot applies), parsed by Arrow; every other
+    source, and a PostgreSQL table with a column type the bulk path does not read, goes
+    through a server-side row cursor. Both give the same schema, :func:`arrow_schema`.
+
+    Known limitations: on the bulk path ``json``/``jsonb`` values are the server's text (key
+    order and spacing as PostgreSQL prints them), and an unbounded ``numeric`` keeps the
+    server's plain notation where the row path prints Python's (``1E-7``).
+    """
     schema = arrow_schema(table, columns)
+    copy_cursor = _copy_cursor(conn, table, columns)
+    if copy_cursor is not None:
+        yield from _copy_batches(copy_cursor, conn, table, columns, schema, batch_rows, where)
+        return
     # A reflected Table gives typed result processing (SQLite returns dates as text otherwise).
     reflected = sa.Table(table.name, sa.MetaData(), schema=table.schema, autoload_with=conn)
     stmt = sa.select(*[_selected(reflected.c[c], table.column(c)) for c in columns])
@@ -281,11 +295,182 @@ def stream_batches(
                     values = [convert(v) for v in values]
                 arrays.append(pa.array(values, type=field.type))
             except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError) as exc:
-                raise SourceError(
-                    f"{table.name}.{field.name}: values of source type {table.column(field.name).sql_type} do not fit "
-                    f"Arrow type {field.type} ({exc.__class__.__name__}); declare the column type or mask it as text"
-                ) from exc
+                raise _unfit(table, field, exc) from exc
         yield pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def _unfit(table: S.Table, field: pa.Field, exc: Exception) -> SourceError:
+    """The error for a value that has no Arrow form; it names the column, never the value."""
+    return SourceError(
+        f"{table.name}.{field.name}: values of source type {table.column(field.name).sql_type} do not fit "
+        f"Arrow type {field.type} ({exc.__class__.__name__}); declare the column type or mask it as text"
+    )
+
+
+# --- PostgreSQL bulk path: COPY in CSV, parsed by Arrow ----------------------------------------
+
+_COPY_LOGICAL = frozenset({
+    S.STRING, S.UUID, S.JSON, S.OTHER, S.INTEGER, S.FLOAT, S.DECIMAL, S.BOOLEAN, S.DATE, S.TIMESTAMP, S.TIME, S.BINARY,
+})
+
+
+def _copy_cursor(conn: Connection, table: S.Table, columns: list[str]):
+    """Return a psycopg cursor able to run COPY, or None when the row path must be used."""
+    if conn.dialect.name != "postgresql" or not columns:
+        return None
+    unsupported = [
+        c for c in columns
+        if table.column(c).logical not in _COPY_LOGICAL
+        or (table.column(c).logical == S.TIME and "WITH TIME ZONE" in table.column(c).sql_type.upper())
+    ]
+    if unsupported:
+        log.info("%s: row cursor instead of COPY, for column(s) %s", table.name, ", ".join(unsupported))
+        return None
+    driver = conn.connection.driver_connection
+    cursor = driver.cursor() if hasattr(driver, "cursor") else None
+    if cursor is None or not hasattr(cursor, "copy"):
+        log.warning("%s: the PostgreSQL driver has no COPY support (psycopg 3 has); falling back to the row cursor",
+                    table.name)
+        return None
+    return cursor
+
+
+def _copy_expression(quoted: str, column: S.Column) -> str:
+    """The SELECT expression whose CSV text Arrow parses into the column's Arrow type."""
+    if column.logical == S.TIMESTAMP and arrow_type(column).tz:
+        return f"({quoted} AT TIME ZONE 'UTC')"  # naive UTC wall time, whatever the session zone
+    if column.logical == S.BINARY:
+        return f"encode({quoted}, 'hex')"
+    if column.logical in (S.OTHER, S.JSON):
+        return f"{quoted}::text"
+    return quoted
+
+
+def _copy_statement(conn: Connection, table: S.Table, columns: list[str], where: str | None) -> str:
+    prep = conn.dialect.identifier_preparer
+    target = ".".join(prep.quote(part) for part in (table.schema, table.name) if part)
+    select = ", ".join(_copy_expression(prep.quote(c), table.column(c)) for c in columns)
+    sql = f"SELECT {select} FROM {target}"
+    if where:
+        sql += f" WHERE ({where})"
+    if table.primary_key and all(c in columns for c in table.primary_key):
+        sql += " ORDER BY " + ", ".join(prep.quote(c) for c in table.primary_key)
+    return f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)"
+
+
+def _copy_batches(
+    cursor, conn: Connection, table: S.Table, columns: list[str], schema: pa.Schema, batch_rows: int, where: str | None
+) -> Iterator[pa.RecordBatch]:
+    """Run COPY in the open transaction and yield Arrow batches of ``batch_rows`` rows.
+
+    psycopg's ``Copy.read()`` returns one whole row per call (one CopyData message), so a
+    batch is cut between rows even when quoted values hold newlines. CSV keeps NULL (an
+    unquoted empty field) apart from the empty string (``""``). COPY runs inside a savepoint:
+    a caller that stops early (a sample of the first batch) makes psycopg cancel it, and
+    rolling back to the savepoint leaves the caller's transaction and snapshot usable.
+    """
+    import psycopg
+
+    statement = _copy_statement(conn, table, columns, where)
+    finished = False
+    cursor.execute("SAVEPOINT cleanroom_copy")
+    try:
+        restore = _iso_datestyle(cursor)
+        with cursor.copy(statement) as copy:
+            chunk, rows = bytearray(), 0
+            while row := copy.read():
+                chunk += row
+                rows += 1
+                if rows == batch_rows:
+                    yield _parse_csv(chunk, table, schema)
+                    chunk, rows = bytearray(), 0
+            if rows:
+                yield _parse_csv(chunk, table, schema)
+        if restore is not None:
+            cursor.execute("SELECT set_config('DateStyle', %s, true)", (restore,))
+        cursor.execute("RELEASE SAVEPOINT cleanroom_copy")
+        finished = True
+    except psycopg.DataError as exc:
+        raise SourceError(
+            f"{table.name}: the server could not render a row for COPY ({type(exc).__name__}); "
+            "check the policy's `where:` for this table"
+        ) from exc
+    finally:
+        if not finished:  # also undoes the DateStyle change
+            with contextlib.suppress(psycopg.Error):
+                cursor.execute("ROLLBACK TO SAVEPOINT cleanroom_copy")
+        cursor.close()
+
+
+def _iso_datestyle(cursor) -> str | None:
+    """Make dates print as ISO for this transaction; return the setting to restore, if changed."""
+    current = cursor.execute("SELECT current_setting('DateStyle')").fetchone()[0]
+    if current.upper().startswith("ISO"):
+        return None
+    cursor.execute("SELECT set_config('DateStyle', 'ISO, MDY', true)")
+    return current
+
+
+def _parse_csv(chunk: bytearray, table: S.Table, schema: pa.Schema) -> pa.RecordBatch:
+    """Parse one chunk of COPY CSV as text columns, then convert each to its Arrow type."""
+    import pyarrow.csv as pacsv
+
+    names = [f"c{i}" for i in range(len(schema))]
+    parsed = pacsv.read_csv(
+        pa.py_buffer(chunk),
+        read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 22),
+        parse_options=pacsv.ParseOptions(newlines_in_values=True),
+        convert_options=pacsv.ConvertOptions(
+            column_types=dict.fromkeys(names, pa.string()),
+            null_values=[""],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,  # "" is an empty string; NULL is an unquoted empty field
+        ),
+    )
+    arrays = []
+    for name, field in zip(names, schema):
+        text = parsed.column(name).combine_chunks()
+        try:
+            arrays.append(_from_text(text, field.type))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, ValueError) as exc:
+            raise _unfit(table, field, exc) from exc
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def _from_text(text: pa.Array, arrow: pa.DataType) -> pa.Array:
+    """Convert PostgreSQL's text output of one column to ``arrow``."""
+    import pyarrow.compute as pc
+
+    if pa.types.is_string(arrow):
+        return text
+    if pa.types.is_boolean(arrow):
+        return pc.equal(text, "t")
+    if pa.types.is_binary(arrow):
+        return _unhex(text)
+    if pa.types.is_time(arrow):
+        # Arrow casts no text to time: read it as a time of day on 1970-01-01 (24:00:00 fails).
+        instant = pc.cast(pc.binary_join_element_wise("1970-01-01 ", text, ""), pa.timestamp(arrow.unit))
+        return instant.cast(pa.int64()).view(arrow)
+    if pa.types.is_timestamp(arrow) and arrow.tz:
+        return pc.cast(text, pa.timestamp(arrow.unit)).view(arrow)  # the text is already UTC
+    return pc.cast(text, arrow)
+
+
+def _unhex(text: pa.Array) -> pa.Array:
+    """Decode lower-case hex text (``encode(col, 'hex')``) to binary, nulls kept."""
+    import numpy as np
+
+    offsets = np.frombuffer(text.buffers()[1], np.int32)[text.offset : text.offset + len(text) + 1]
+    data = np.frombuffer(text.buffers()[2], np.uint8)[offsets[0] : offsets[-1]] if len(text) else np.zeros(0, np.uint8)
+    if len(data) % 2 or not np.isin(data, np.frombuffer(b"0123456789abcdef", np.uint8)).all():
+        raise ValueError("binary column text is not lower-case hex")
+    nibbles = np.where(data >= ord("a"), data - ord("a") + 10, data - ord("0")).astype(np.uint8)
+    decoded = (nibbles[0::2] << 4) | nibbles[1::2]
+    new_offsets = ((offsets - offsets[0]) // 2).astype(np.int32)
+    validity = text.is_valid().buffers()[1] if text.null_count else None
+    return pa.Array.from_buffers(
+        pa.binary(), len(text), [validity, pa.py_buffer(new_offsets), pa.py_buffer(decoded)], null_count=text.null_count
+    )
 
 
 def _fetch(conn: Connection, stmt, table: S.Table, columns: list[str], batch_rows: int) -> Iterator[list]:
