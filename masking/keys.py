@@ -1,27 +1,55 @@
 """Keyed hashing: the one source of determinism for every transform.
 
-Replacements are decided by a keyed BLAKE2b digest of the original value, never by a plain
-hash (a plain hash of a phone number or a small enum is reversed by trying every value). The
-same key gives the same output across columns, tables, runs and sources; a different key
-changes every output. Only :attr:`MaskingKey.key_id`, a digest of the key, is ever recorded.
+Replacements are decided by a keyed digest of the original value, never by a plain hash (a
+plain hash of a phone number or a small enum is reversed by trying every value). The same key
+gives the same output across columns, tables, runs and sources; a different key changes every
+output. Only :attr:`MaskingKey.key_id`, a digest of the key, is ever recorded.
+
+The digest of ``value`` in a consistency domain is ``SHA-256(prefix || value)``, where
+``prefix`` is a 64-byte secret (one whole SHA-256 block) derived from the key and the domain
+with HMAC-SHA512. Whole columns are hashed in DuckDB over Arrow buffers; short lists use a
+``hashlib`` object that has already absorbed the prefix. Both compute the same standard
+function, so a value gets the same digest whichever path hashes it.
+
+Why a secret prefix is a sound PRF here: the prefix fills the first block, so the hash runs
+from a secret 256-bit chaining value, as in NMAC's inner function. The known weakness of
+secret-prefix MACs is length extension, which needs the full 256-bit state; callers see at most
+128 bits (``digest``, the ``hash`` transform) and fakes reveal at most 64, so the missing state
+cannot be guessed, and an extension would only yield digests of other, longer inputs; it never
+recovers an original value. Reversing a digest by dictionary needs the prefix, that is the key.
+
+Known limitations: digests changed from the earlier keyed BLAKE2b, so fakes and hashes differ
+from snapshots made before that change. Every digest must come from this module: fingerprints
+written during extraction are compared with fingerprints computed during validation.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
+import os
+import threading
 from collections.abc import Iterable
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 DEMO_KEY_TEXT = "cleanroom-DEMO-KEY-not-secret-do-not-use-for-real-data"
 MIN_KEY_BYTES = 16
 
+BULK_MIN_VALUES = 4096
+"""Below this many values, hashing in Python is cheaper than one DuckDB query (~2 ms)."""
+
+# Python's str.strip() removes these ASCII characters; the Arrow fingerprint path trims the same.
+_ASCII_STRIP = " \t\n\x0b\x0c\r\x1c\x1d\x1e\x1f"
+
 
 class MaskingKey:
-    """A secret masking key; derives one sub-key per consistency domain."""
+    """A secret masking key; derives one secret hash prefix per consistency domain."""
 
-    __slots__ = ("_secret", "key_id", "is_demo", "_subkeys")
+    __slots__ = ("_secret", "key_id", "is_demo", "_prefixes", "_hashers")
 
     def __init__(self, secret: bytes | str, *, is_demo: bool = False) -> None:
         if isinstance(secret, str):
@@ -36,7 +64,8 @@ class MaskingKey:
         self._secret = secret
         self.is_demo = is_demo
         self.key_id = ("demo-" if is_demo else "") + hmac.new(secret, b"cleanroom/key-id", "sha256").hexdigest()[:16]
-        self._subkeys: dict[str, bytes] = {}
+        self._prefixes: dict[str, bytes] = {}
+        self._hashers: dict[str, object] = {}
 
     @classmethod
     def demo(cls) -> "MaskingKey":
@@ -48,25 +77,74 @@ class MaskingKey:
     def __reduce__(self):  # pragma: no cover - keys must not travel through pickles or XCom
         raise TypeError("MaskingKey must not be pickled; pass the key's connection id instead")
 
-    def subkey(self, domain: str) -> bytes:
-        sub = self._subkeys.get(domain)
-        if sub is None:
-            sub = hmac.new(self._secret, b"cleanroom/domain/" + domain.encode(), "sha256").digest()[:32]
-            self._subkeys[domain] = sub
-        return sub
+    def _prefix(self, domain: str) -> bytes:
+        """Return the 64-byte secret prefix of ``domain`` (one SHA-256 block)."""
+        prefix = self._prefixes.get(domain)
+        if prefix is None:
+            prefix = hmac.new(self._secret, b"cleanroom/prefix/" + domain.encode(), "sha512").digest()
+            self._prefixes[domain] = prefix
+        return prefix
+
+    def _hasher(self, domain: str):
+        """A SHA-256 object that has absorbed the prefix; callers hash a ``.copy()`` of it."""
+        hasher = self._hashers.get(domain)
+        if hasher is None:
+            hasher = hashlib.sha256(self._prefix(domain))
+            self._hashers[domain] = hasher
+        return hasher
 
     def digest(self, domain: str, value: bytes) -> bytes:
         """Return a 16-byte keyed digest of ``value`` in ``domain``."""
-        return hashlib.blake2b(value, key=self.subkey(domain), digest_size=16).digest()
+        hasher = self._hasher(domain).copy()
+        hasher.update(value)
+        return hasher.digest()[:16]
 
     def digests64(self, domain: str, values: Iterable[object]) -> np.ndarray:
         """Return one unsigned 64-bit keyed digest per value (values are canonicalised first)."""
-        key = self.subkey(domain)
-        blake = hashlib.blake2b
-        out = [
-            int.from_bytes(blake(canonical_bytes(v), key=key, digest_size=8).digest(), "little") for v in values
-        ]
-        return np.array(out, dtype=np.uint64)
+        values = values if isinstance(values, list) else list(values)
+        if len(values) >= BULK_MIN_VALUES:
+            inferred = _arrow_or_none(values)
+            if inferred is not None:
+                return self._digests64_binary(domain, canonical_binary(inferred))
+        return self._digests64_bytes(domain, [canonical_bytes(v) for v in values])
+
+    def digests64_arrow(self, domain: str, array: pa.Array | pa.ChunkedArray) -> np.ndarray:
+        """Return one unsigned 64-bit keyed digest per element of an Arrow array; 0 for nulls.
+
+        Equal to :meth:`digests64` on ``array.to_pylist()`` for every non-null element.
+        """
+        return self._digests64_binary(domain, canonical_binary(array))
+
+    def hexdigests_arrow(self, domain: str, array: pa.Array | pa.ChunkedArray, length: int) -> pa.Array:
+        """Return the first ``length`` hex digits of :meth:`digest` per element; null stays null."""
+        binary = canonical_binary(array)
+        if len(binary) < BULK_MIN_VALUES:
+            values = binary.to_pylist()
+            return pa.array([None if v is None else self.digest(domain, v).hex()[:length] for v in values], pa.string())
+        sql = f"SELECT left(sha256(?::BLOB || v), {int(length)}) FROM {{view}}"
+        return _duckdb_column(sql, self._prefix(domain), binary)
+
+    def _digests64_bytes(self, domain: str, values: list[bytes]) -> np.ndarray:
+        if len(values) >= BULK_MIN_VALUES:
+            return self._digests64_binary(domain, pa.array(values, pa.binary()))
+        hasher = self._hasher(domain)
+        out = bytearray()
+        for value in values:
+            h = hasher.copy()
+            h.update(value)
+            out += h.digest()[:8]
+        return np.frombuffer(bytes(out), dtype=">u8").astype(np.uint64)
+
+    def _digests64_binary(self, domain: str, binary: pa.Array) -> np.ndarray:
+        if len(binary) < BULK_MIN_VALUES:
+            digests = self._digests64_bytes(domain, [b"" if v is None else v for v in binary.to_pylist()])
+        else:
+            sql = "SELECT ('0x' || left(sha256(?::BLOB || v), 16))::UBIGINT FROM {view}"
+            filled = pc.fill_null(binary, pa.scalar(b"", binary.type)) if binary.null_count else binary
+            digests = _duckdb_column(sql, self._prefix(domain), filled).to_numpy(zero_copy_only=False).astype(np.uint64)
+        if binary.null_count:
+            digests[binary.is_null().to_numpy(zero_copy_only=False)] = 0
+        return digests
 
 
 def canonical_bytes(value: object) -> bytes:
@@ -84,6 +162,77 @@ def canonical_bytes(value: object) -> bytes:
     return str(value).encode("utf-8")
 
 
+def _arrow_or_none(values: list) -> pa.Array | None:
+    """Return ``values`` as an Arrow array when Arrow canonicalises its type exactly, else None."""
+    try:
+        array = pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
+        return None
+    kind = array.type
+    exact = pa.types.is_string(kind) or pa.types.is_binary(kind) or pa.types.is_integer(kind) or pa.types.is_date32(kind)
+    return array if exact and not array.null_count else None
+
+
+def canonical_binary(array: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Return the :func:`canonical_bytes` of every element as a binary array (nulls kept).
+
+    Text, binary, integers, dates and booleans are converted in Arrow; other types go
+    through :func:`canonical_bytes` one value at a time.
+    """
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks() if array.num_chunks != 1 else array.chunk(0)
+    if pa.types.is_dictionary(array.type):
+        array = array.dictionary_decode()
+    kind = array.type
+    if pa.types.is_string(kind) or pa.types.is_binary(kind):
+        return array.cast(pa.binary())
+    if pa.types.is_large_string(kind) or pa.types.is_large_binary(kind):
+        return array.cast(pa.large_binary())
+    if pa.types.is_integer(kind) or pa.types.is_date32(kind):
+        # Arrow spells integers like str() and dates like isoformat() (years 1..9999).
+        return pc.cast(array, pa.string()).cast(pa.binary())
+    if pa.types.is_boolean(kind):
+        return pc.if_else(array, pa.scalar(b"1"), pa.scalar(b"0"))
+    return pa.array([None if v is None else canonical_bytes(v) for v in array.to_pylist()], pa.binary())
+
+
+# --- DuckDB, for whole columns -------------------------------------------------------------------
+
+_duckdb_lock = threading.Lock()
+_duckdb_state: dict[str, object] = {}
+_view_names = itertools.count()
+_CHUNK_ROWS = 65_536
+
+
+def _duckdb_column(sql: str, prefix: bytes, binary: pa.Array) -> pa.Array:
+    """Run ``sql`` over ``binary`` as the view ``{view}(v)`` with ``prefix`` bound to ``?``.
+
+    The prefix is a bound parameter, never part of the SQL text. The database is in memory
+    and private to the process; every call uses its own cursor, so threads do not share one.
+    """
+    with _duckdb_lock:
+        root = _duckdb_state.get("connection")
+        if root is None:
+            import duckdb
+
+            threads = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+            root = duckdb.connect(":memory:", config={"preserve_insertion_order": True, "threads": threads})
+            _duckdb_state["connection"] = root
+        cursor = root.cursor()
+        name = f"cleanroom_values_{next(_view_names)}"
+    try:
+        # Chunks let DuckDB hash on every core; insertion order is preserved.
+        cursor.register(name, pa.Table.from_batches(pa.table({"v": binary}).to_batches(max_chunksize=_CHUNK_ROWS)))
+        result = cursor.sql(sql.format(view=name), params=[prefix]).to_arrow_table()
+        cursor.unregister(name)
+    finally:
+        cursor.close()
+    column = result.column(0)
+    return column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+
+
+# --- fingerprints ----------------------------------------------------------------------------------
+
 FINGERPRINT_DOMAIN = "cleanroom/fingerprint"
 
 
@@ -94,11 +243,43 @@ def normalise_for_fingerprint(value: object) -> bytes:
     return str(value).strip().casefold().encode("utf-8")
 
 
-def fingerprints(key: MaskingKey, values: Iterable[object]) -> np.ndarray:
+def fingerprints(key: MaskingKey, values: Iterable[object] | pa.Array | pa.ChunkedArray) -> np.ndarray:
     """Return keyed 64-bit fingerprints of original values, for the survivor check.
 
     Fingerprints share one domain across every column, so an original value that shows up in
     another column (an email copied into a note) is still recognised. They are never
-    published: they stay in the private work area of a run.
+    published: they stay in the private work area of a run. ``values`` may be an Arrow array
+    (nulls give 0) or any iterable; both give the same fingerprint for the same value.
     """
-    return key.digests64(FINGERPRINT_DOMAIN, (normalise_for_fingerprint(v) for v in values))
+    if not isinstance(values, (pa.Array, pa.ChunkedArray)):
+        values = values if isinstance(values, list) else list(values)
+        try:
+            values = pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
+            return key.digests64(FINGERPRINT_DOMAIN, (normalise_for_fingerprint(v) for v in values))
+    return key._digests64_binary(FINGERPRINT_DOMAIN, _normalised_binary(values))
+
+
+def _normalised_binary(array: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Apply :func:`normalise_for_fingerprint` to every element, in Arrow where that is exact.
+
+    For ASCII text, ``strip()`` and ``casefold()`` equal an Arrow trim of the same characters
+    and ``ascii_lower``; other text and other types go through Python.
+    """
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks() if array.num_chunks != 1 else array.chunk(0)
+    if pa.types.is_dictionary(array.type):
+        array = array.dictionary_decode()
+    if pa.types.is_binary(array.type) or pa.types.is_large_binary(array.type):
+        return array
+    if pa.types.is_null(array.type):
+        return pa.nulls(len(array), pa.binary())
+    if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
+        return pa.array([None if v is None else normalise_for_fingerprint(v) for v in array.to_pylist()], pa.binary())
+    array = array.cast(pa.string())
+    normal = pc.ascii_lower(pc.utf8_trim(array, characters=_ASCII_STRIP))
+    other = pc.invert(pc.fill_null(pc.string_is_ascii(array), True))
+    if pc.any(other).as_py():
+        python = [normalise_for_fingerprint(v).decode("utf-8") for v in array.filter(other).to_pylist()]
+        normal = pc.replace_with_mask(normal, other, pa.array(python, pa.string()))
+    return normal.cast(pa.binary())

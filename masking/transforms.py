@@ -201,16 +201,23 @@ def build(spec: str | dict[str, Any]) -> Transform:
 # --- helpers shared by transforms -------------------------------------------------------------
 
 
-def map_distinct(array: pa.Array, fn: Callable[[list], list], out_type: pa.DataType) -> pa.Array:
+def map_distinct(
+    array: pa.Array, fn: Callable[[Any], Any], out_type: pa.DataType, *, arrow: bool = False
+) -> pa.Array:
     """Apply ``fn`` to the distinct non-null values of ``array`` and broadcast the results back.
 
-    Nulls stay null. ``fn`` receives Python values and returns one output per input.
+    Nulls stay null. ``fn`` receives Python values, or with ``arrow=True`` the distinct values
+    as an Arrow array (no Python objects built for them), and returns one output per input.
     """
     if len(array) == 0:
         return pa.array([], type=out_type)
     encoded = pc.dictionary_encode(array)
-    distinct = encoded.dictionary.to_pylist()
-    outputs = pa.array(fn(distinct), type=out_type) if distinct else pa.array([], type=out_type)
+    distinct = encoded.dictionary
+    if len(distinct) == 0:
+        return pa.nulls(len(array), type=out_type)
+    outputs = fn(distinct if arrow else distinct.to_pylist())
+    if not isinstance(outputs, pa.Array):
+        outputs = pa.array(outputs, type=out_type)
     return outputs.take(encoded.indices)
 
 
@@ -345,20 +352,18 @@ class Hash(Transform):
         if pa.types.is_integer(array.type):
             bits = 62 if array.type.bit_width >= 64 else 30
 
-            def ints(values):
-                digests = ctx.key.digests64(domain, values)
+            def ints(distinct):
+                digests = ctx.key.digests64_arrow(domain, distinct)
                 return (digests >> np.uint64(64 - bits)).astype(np.int64) + 1
 
-            return map_distinct(array, ints, array.type)
+            return map_distinct(array, ints, array.type, arrow=True)
         length = self.options["length"]
-
-        def hexes(values):
-            if pa.types.is_binary(array.type):
-                return [ctx.key.digest(domain, v).hex()[:length].encode() for v in values]
-            return [ctx.key.digest(domain, str(v).encode()).hex()[:length] for v in values]
-
         out_type = pa.binary() if pa.types.is_binary(array.type) else string_type_of(array)
-        return map_distinct(array, hexes, out_type)
+
+        def hexes(distinct):
+            return ctx.key.hexdigests_arrow(domain, distinct, length).cast(out_type)
+
+        return map_distinct(array, hexes, out_type, arrow=True)
 
 
 @register
@@ -415,8 +420,9 @@ class Fake(Transform):
             unique = ctx.column.needs_injective or kind in ALWAYS_UNIQUE
         max_length = ctx.column.max_length
 
-        def generate(values):
-            digests = ctx.key.digests64(domain, values)
+        def generate(distinct: pa.Array):
+            digests = ctx.key.digests64_arrow(domain, distinct)
+            values = distinct.to_pylist()
             out = fakes.fake_values(kind, digests, locale, unique=bool(unique), max_length=max_length)
             # A fake that happens to equal its own original is drawn again from a derived
             # digest, so no row ever keeps its real value by chance.
@@ -431,9 +437,10 @@ class Fake(Transform):
             return out
 
         if pa.types.is_date(array.type):
-            as_text = map_distinct(array, lambda vs: generate([v.isoformat() for v in vs]), pa.string())
+            # ISO text, as date.isoformat() spells it: the digest of a date is that of its text.
+            as_text = map_distinct(array, lambda d: generate(pc.cast(d, pa.string())), pa.string(), arrow=True)
             return pc.cast(pc.strptime(as_text, format="%Y-%m-%d", unit="s"), pa.date32()).cast(array.type)
-        return map_distinct(array, generate, string_type_of(array))
+        return map_distinct(array, generate, string_type_of(array), arrow=True)
 
 
 @register
@@ -578,8 +585,7 @@ class DateShift(Transform):
         source = ctx.batch.column(entity) if entity and ctx.batch is not None else array
         domain = f"date_shift:{entity or ctx.table + '.' + ctx.column.name}"
         encoded = pc.dictionary_encode(source)
-        distinct = encoded.dictionary.to_pylist()
-        digests = ctx.key.digests64(domain, distinct) if distinct else np.array([], dtype=np.uint64)
+        digests = ctx.key.digests64_arrow(domain, encoded.dictionary)
         per_distinct = (digests % np.uint64(span)).astype(np.int64) - self.options["max_days"]
         per_distinct[per_distinct == 0] = 1
         indices = encoded.indices.to_numpy(zero_copy_only=False)
@@ -626,12 +632,12 @@ class Noise(Transform):
         rel = float(self.options["relative"])
         domain = f"noise:{ctx.table}.{ctx.column.name}"
 
-        def factors(values):
-            digests = ctx.key.digests64(domain, values)
+        def factors(distinct):
+            digests = ctx.key.digests64_arrow(domain, distinct)
             unit = (digests >> np.uint64(11)).astype(np.float64) / float(1 << 53)
-            return list(1.0 + (unit * 2 - 1) * rel)
+            return pa.array(1.0 + (unit * 2 - 1) * rel, pa.float64())
 
-        factor = map_distinct(array, factors, pa.float64())
+        factor = map_distinct(array, factors, pa.float64(), arrow=True)
         as_float = pc.cast(array, pa.float64())
         out = pc.multiply(as_float, factor)
         if self.options["min"] is not None:

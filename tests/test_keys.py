@@ -1,0 +1,118 @@
+"""Keyed digests: one definition, whichever path (Python, DuckDB over Arrow) computes it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import subprocess
+import sys
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from masking import keys
+from masking.keys import MaskingKey, fingerprints, normalise_for_fingerprint
+
+KEY = MaskingKey("unit-test-key-0123456789abcdef")
+OTHER_KEY = MaskingKey("another-key-0123456789abcdef!!")
+BULK = keys.BULK_MIN_VALUES
+
+VALUE_SETS = {
+    "text": [f"person{i}@example.org" for i in range(BULK + 7)] + ["", "héllo ✓", "Straße"],
+    "integers": list(range(-5, BULK + 5)) + [2**62, -(2**62)],
+    "dates": [dt.date(1, 1, 1) + dt.timedelta(days=37 * i) for i in range(BULK + 3)],
+    "booleans": [True, False] * (BULK // 2 + 1),
+    "bytes": [i.to_bytes(3, "big") for i in range(BULK + 1)] + [b""],
+}
+
+
+def reference(key: MaskingKey, domain: str, value: bytes) -> int:
+    """The documented definition, computed independently of the module's code paths."""
+    prefix = hmac.new(key._secret, b"cleanroom/prefix/" + domain.encode(), "sha512").digest()
+    return int.from_bytes(hashlib.sha256(prefix + value).digest()[:8], "big")
+
+
+def test_digest_is_sha256_of_the_secret_prefix_and_the_value():
+    values = [b"", b"alice@example.org", b"x" * 200]
+
+    digests = KEY.digests64("email", values)
+
+    assert digests.tolist() == [reference(KEY, "email", v) for v in values]
+    assert KEY.digest("email", b"alice@example.org")[:8] == reference(KEY, "email", b"alice@example.org").to_bytes(8, "big")
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+@pytest.mark.parametrize("size", [3, BULK - 1, BULK + 1], ids=["few", "below-bulk", "bulk"])
+def test_arrow_and_list_paths_give_the_same_digests(name, size):
+    values = VALUE_SETS[name][-size:]
+
+    from_list = KEY.digests64("d", values)
+    from_arrow = KEY.digests64_arrow("d", pa.array(values))
+    one_by_one = [KEY.digests64("d", [v])[0] for v in values[:: max(1, size // 50)]]
+
+    assert from_list.dtype == from_arrow.dtype == np.uint64
+    np.testing.assert_array_equal(from_list, from_arrow)
+    assert one_by_one == from_list[:: max(1, size // 50)].tolist()
+
+
+def test_arrow_nulls_digest_to_zero_and_others_keep_their_digest():
+    values = ["a", None] * (BULK // 2 + 1)
+
+    digests = KEY.digests64_arrow("d", pa.array(values))
+
+    assert (digests[1::2] == 0).all()
+    assert (digests[::2] == KEY.digests64("d", ["a"])[0]).all()
+
+
+@pytest.mark.parametrize("size", [2, BULK + 1], ids=["few", "bulk"])
+def test_digests_depend_on_key_and_domain(size):
+    values = [f"+1-555-{i:07d}" for i in range(size)]
+
+    base = KEY.digests64("phone", values)
+
+    assert not np.intersect1d(base, OTHER_KEY.digests64("phone", values)).size
+    assert not np.intersect1d(base, KEY.digests64("email", values)).size
+
+
+@pytest.mark.parametrize("size", [2, BULK + 1], ids=["few", "bulk"])
+def test_hex_digests_match_digest(size):
+    values = [f"v{i}" for i in range(size)] + [None]
+
+    hexes = KEY.hexdigests_arrow("hash", pa.array(values), 20).to_pylist()
+
+    assert hexes[-1] is None
+    assert hexes[:2] == [KEY.digest("hash", v.encode()).hex()[:20] for v in values[:2]]
+
+
+def test_digests_are_the_same_in_another_process():
+    values = [f"person{i}@example.org" for i in range(BULK + 1)]
+    code = (
+        "import sys; from masking.keys import MaskingKey; "
+        f"k = MaskingKey({KEY._secret!r}); "
+        f"print(k.digests64('email', [f'person{{i}}@example.org' for i in range({BULK + 1})]).sum(dtype='uint64'))"
+    )
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+
+    assert int(out) == int(KEY.digests64("email", values).sum(dtype=np.uint64))
+
+
+@pytest.mark.parametrize("size", [5, BULK + 5], ids=["few", "bulk"])
+def test_fingerprints_of_lists_and_arrow_follow_the_python_normalisation(size):
+    tricky = ["  Alice@Example.ORG\n", "STRASSE", "Straße", " ǅemal ", "x\x1c", "\x1fy ", ""]
+    values = (tricky * (size // len(tricky) + 1))[:size]
+    expected = [reference(KEY, keys.FINGERPRINT_DOMAIN, normalise_for_fingerprint(v)) for v in values]
+
+    assert fingerprints(KEY, values).tolist() == expected
+    assert fingerprints(KEY, pa.array(values)).tolist() == expected
+    assert fingerprints(KEY, pa.chunked_array([values[:2], values[2:]])).tolist() == expected
+
+
+def test_fingerprints_of_dates_and_mixed_values_use_their_text():
+    values = [dt.date(2024, 2, 29), 7, "7", b"raw"]
+
+    expected = [reference(KEY, keys.FINGERPRINT_DOMAIN, normalise_for_fingerprint(v)) for v in values]
+
+    assert fingerprints(KEY, values).tolist() == expected
