@@ -274,6 +274,9 @@ def _normalised_binary(array: pa.Array | pa.ChunkedArray) -> pa.Array:
         return array
     if pa.types.is_null(array.type):
         return pa.nulls(len(array), pa.binary())
+    if pa.types.is_integer(array.type) or pa.types.is_date32(array.type):
+        # str() of an int or a date is Arrow's text of it; strip and casefold change nothing.
+        return pc.cast(array, pa.string()).cast(pa.binary())
     if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
         return pa.array([None if v is None else normalise_for_fingerprint(v) for v in array.to_pylist()], pa.binary())
     array = array.cast(pa.string())

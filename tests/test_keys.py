@@ -116,3 +116,17 @@ def test_fingerprints_of_dates_and_mixed_values_use_their_text():
     expected = [reference(KEY, keys.FINGERPRINT_DOMAIN, normalise_for_fingerprint(v)) for v in values]
 
     assert fingerprints(KEY, values).tolist() == expected
+
+
+@pytest.mark.parametrize(
+    "values",
+    [[dt.date(1, 1, 1), None, dt.date(2024, 2, 29), dt.date(9999, 12, 31)], [-7, None, 0, 2**62]],
+    ids=["dates", "integers"],
+)
+def test_fingerprints_of_arrow_dates_and_integers_equal_those_of_their_python_values(values):
+    array = pa.array(values)
+
+    from_arrow = fingerprints(KEY, array).tolist()
+
+    assert from_arrow == [0 if v is None else reference(KEY, keys.FINGERPRINT_DOMAIN, normalise_for_fingerprint(v))
+                          for v in values]
