@@ -9,10 +9,9 @@ the value compute keyed digests once per distinct value, not once per row.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -422,12 +421,13 @@ class Fake(Transform):
 
         def generate(distinct: pa.Array):
             digests = ctx.key.digests64_arrow(domain, distinct)
-            values = distinct.to_pylist()
+            originals = _folded(distinct)
             out = fakes.fake_values(kind, digests, locale, unique=bool(unique), max_length=max_length)
             # A fake that happens to equal its own original is drawn again from a derived
             # digest, so no row ever keeps its real value by chance.
             for attempt in range(1, 8):
-                same = [i for i, (v, o) in enumerate(zip(values, out)) if str(v).strip().casefold() == o.strip().casefold()]
+                equal = pc.fill_null(pc.equal(originals, _folded(pa.array(out, pa.string()))), False)
+                same = np.flatnonzero(equal.to_numpy(zero_copy_only=False)).tolist()
                 if not same:
                     break
                 ctx.count("redrawn", len(same))
@@ -441,6 +441,12 @@ class Fake(Transform):
             as_text = map_distinct(array, lambda d: generate(pc.cast(d, pa.string())), pa.string(), arrow=True)
             return pc.cast(pc.strptime(as_text, format="%Y-%m-%d", unit="s"), pa.date32()).cast(array.type)
         return map_distinct(array, generate, string_type_of(array), arrow=True)
+
+
+def _folded(array: pa.Array) -> pa.Array:
+    """Trimmed, lower-cased text of ``array``, for comparing a fake with its original."""
+    text = array if pa.types.is_string(array.type) or pa.types.is_large_string(array.type) else pc.cast(array, pa.string())
+    return pc.utf8_lower(pc.utf8_trim_whitespace(text))
 
 
 @register

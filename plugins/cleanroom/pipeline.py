@@ -329,6 +329,9 @@ class FingerprintRecorder:
         # Scrubbed text keeps what it holds besides the personal values in it: only those
         # values are identifiers, not the whole text ("English" is not somebody's secret).
         self.inside_only = {c for c in self.set_columns if isinstance(rule.columns[c], T.Scrub)}
+        # Columns whose whole value is one identifier (a faked email, a hashed id) need no search
+        # for identifiers inside; free text, JSON and redacted notes do.
+        self.embedded = {c for c in self.set_columns if not isinstance(rule.columns[c], (T.Fake, T.Hash, T.Partial))}
         folder.mkdir(parents=True, exist_ok=True)
         self.files = {c: open(folder / f"row.{c}.u64", "wb") for c in self.row_columns}  # noqa: SIM115
         self.ids = open(folder / "identifiers.u64", "wb")  # noqa: SIM115
@@ -337,19 +340,23 @@ class FingerprintRecorder:
         from masking import detectors
         from masking.keys import fingerprints
 
+        import pyarrow.compute as pc
+
         for column in self.row_columns:
-            values = batch.column(column).to_pylist()
-            fps = fingerprints(self.key, ["" if v is None else v for v in values])
-            fps[[v is None for v in values]] = 0
+            fps = fingerprints(self.key, batch.column(column))  # NULL gives 0
             self.files[column].write(fps.astype(np.uint64).tobytes())
         for column in self.set_columns:
             array = batch.column(column)
-            whole = [] if column in self.inside_only else [
-                v for v in array.to_pylist() if v is not None and len(str(v).strip()) >= MIN_SET_FINGERPRINT_CHARS
-            ]
-            found = [text[m.start:m.end] for _, text, matches in detectors.find_all(array, PERSONAL_KINDS) for m in matches]
-            if whole or found:
-                self.ids.write(fingerprints(self.key, whole + found).astype(np.uint64).tobytes())
+            parts = []
+            if column not in self.inside_only:
+                long_enough = pc.fill_null(pc.greater_equal(pc.utf8_length(pc.utf8_trim_whitespace(array)), MIN_SET_FINGERPRINT_CHARS), False)
+                parts.append(fingerprints(self.key, array.filter(long_enough)))
+            if column in self.embedded:
+                found = [text[m.start:m.end] for _, text, matches in detectors.find_all(array, PERSONAL_KINDS) for m in matches]
+                parts.append(fingerprints(self.key, found) if found else np.zeros(0, np.uint64))
+            ids = np.concatenate(parts) if parts else np.zeros(0, np.uint64)
+            if ids.size:
+                self.ids.write(ids.astype(np.uint64).tobytes())
 
     def close(self) -> None:
         for handle in [*self.files.values(), self.ids]:
