@@ -23,8 +23,8 @@ from cleanroom.bucket import Bucket, HashingWriter
 from cleanroom.config import SourceConfig
 from masking import policy as P
 from masking import schema as S
-from masking.errors import KeyMissingError, PolicyError, ValidationFailed
 from masking import transforms as T
+from masking.errors import KeyMissingError, PolicyError, ValidationFailed
 from masking.keys import MaskingKey
 
 log = logging.getLogger(__name__)
@@ -65,17 +65,13 @@ def load_key(source: SourceConfig) -> MaskingKey:
 
 def _key_from_connection(conn_id: str) -> str | None:
     from airflow.sdk import BaseHook
-    from airflow.sdk.exceptions import AirflowRuntimeError
+    from airflow.sdk.exceptions import AirflowNotFoundException, AirflowRuntimeError
 
     try:
         return BaseHook.get_connection(conn_id).password or None
-    except (AirflowRuntimeError, LookupError, KeyError) as exc:
+    except (AirflowNotFoundException, AirflowRuntimeError) as exc:
         log.debug("no key connection %s: %s", conn_id, type(exc).__name__)
         return None
-    except Exception as exc:  # noqa: BLE001 - connection look-ups raise backend-specific errors
-        if "isn't defined" in str(exc) or "not found" in str(exc).lower():
-            return None
-        raise
 
 
 def _key_from_variable(name: str) -> str | None:
@@ -127,15 +123,15 @@ def plan(source: SourceConfig, run_id: str) -> dict[str, Any]:
     engine = engine_for(source)
     try:
         schema = src.reflect(engine, source.db_schema)
+        policy = checked_policy(source, schema)
+        jobs = _jobs(engine, source, schema, policy)
     finally:
         engine.dispose()
-    policy = checked_policy(source, schema)
     version = snapshot.new_version(run_id)
     stale = snapshot.remove_incomplete(bucket, source.name, older_than=dt.timedelta(hours=12))
     if stale:
         log.info("removed %d incomplete version(s) left by earlier failed runs", len(stale))
 
-    jobs = _jobs(source, schema, policy)
     dropped = [name for name, rule in policy.tables.items() if rule.action == P.DROP]
     if source.subset:
         from cleanroom.subset import plan_subset
@@ -166,22 +162,18 @@ def plan(source: SourceConfig, run_id: str) -> dict[str, Any]:
     }
 
 
-def _jobs(source: SourceConfig, schema: S.Schema, policy: P.Policy) -> list[dict[str, Any]]:
+def _jobs(engine, source: SourceConfig, schema: S.Schema, policy: P.Policy) -> list[dict[str, Any]]:
     """One job per table to extract, or one per key range for tables above ``chunk_rows``."""
     from cleanroom import source as src
     from cleanroom.consistency import plan_chunks
 
     jobs = []
-    engine = engine_for(source)
-    try:
-        with src.read_only(engine) as conn:
-            for name, rule in policy.tables.items():
-                if rule.action == P.DROP:
-                    continue
-                chunks = plan_chunks(conn, schema.tables[name], source.chunk_rows) if rule.action == P.MASK else []
-                jobs += [{"table": name, "action": rule.action, **c} for c in chunks] or [{"table": name, "action": rule.action}]
-    finally:
-        engine.dispose()
+    with src.read_only(engine) as conn:
+        for name, rule in policy.tables.items():
+            if rule.action == P.DROP:
+                continue
+            chunks = plan_chunks(conn, schema.tables[name], source.chunk_rows) if rule.action == P.MASK else []
+            jobs += [{"table": name, "action": rule.action, **c} for c in chunks] or [{"table": name, "action": rule.action}]
     return jobs
 
 
