@@ -304,6 +304,7 @@ def write_refresh_config(root: Path, db: str, batch_rows: int) -> None:
             batch_rows: {batch_rows}
             work_dir: {root / 'work-c'}
             schedule: null
+            consistency: snapshot
         """))
 
 

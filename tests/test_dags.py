@@ -15,10 +15,10 @@ from tests.refresh_helpers import ROOT, write_config
 def two_sources(tmp_path):
     sources = [
         {"name": "alpha", "url": "sqlite:////nonexistent/alpha.db", "policy": str(ROOT / "policies" / "demo.yaml"),
-         "bucket": (tmp_path / "b").as_uri(), "demo_key": True},
+         "bucket": (tmp_path / "b").as_uri(), "demo_key": True, "consistency": "snapshot"},
         {"name": "beta", "conn_id": "beta_prod", "policy": str(ROOT / "policies" / "demo.yaml"),
          "bucket": "s3://sandbox-bucket/snapshots", "bucket_conn_id": "sandbox_s3", "schedule": "0 3 * * *", "retain": 2,
-         "consistency": "per_table"},
+         },
     ]
     return write_config(tmp_path, sources)
 
@@ -38,7 +38,7 @@ def test_dag_file_builds_one_dag_per_source_without_touching_a_database(two_sour
     assert beta.get_task("extract_mask").retries == 2
     assert beta.get_task("validate").retries == 0
     assert [o.name for o in beta.get_task("publish").outlets] == ["cleanroom_beta"]
-    alpha = bag.dags["cleanroom_alpha"]  # consistency: snapshot (the default) reads in one task
+    alpha = bag.dags["cleanroom_alpha"]  # consistency: snapshot reads every table in one task
     assert {t.task_id for t in alpha.tasks} == {"plan", "extract_mask_all", "validate", "write_sql", "publish", "discard_on_failure"}
 
 

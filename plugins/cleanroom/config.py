@@ -50,7 +50,7 @@ class SourceConfig:
     description: str = ""
     sse: str | None = None
     sse_kms_key_id: str | None = None
-    consistency: str = "snapshot"
+    consistency: str = "per_table"
     workers: int = 2
     chunk_rows: int | None = DEFAULT_CHUNK_ROWS
     subset: dict | None = None
@@ -129,7 +129,7 @@ def _parse_source(entry: dict, base: Path, index: int, problems: list[str]) -> S
     batch_rows = entry.get("batch_rows", DEFAULT_BATCH_ROWS)
     if not isinstance(batch_rows, int) or batch_rows < 100:
         problems.append(f"{where}: `batch_rows` must be a whole number >= 100")
-    consistency = entry.get("consistency", "snapshot")
+    consistency = entry.get("consistency", "per_table")
     if consistency not in ("snapshot", "per_table"):
         problems.append(f"{where}: `consistency` must be snapshot or per_table, got {consistency!r}")
     workers = entry.get("workers", 2)

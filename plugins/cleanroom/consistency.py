@@ -2,7 +2,7 @@
 
 Two ways to read a source, chosen per source with ``consistency:``
 
-``snapshot`` (default)
+``snapshot``
     Every table is read as of one moment. On PostgreSQL a coordinating transaction exports
     its snapshot (``pg_export_snapshot()``) and worker connections adopt it with
     ``SET TRANSACTION SNAPSHOT``, so tables and chunks are read in parallel threads, still as
@@ -11,7 +11,7 @@ Two ways to read a source, chosen per source with ``consistency:``
     ``START TRANSACTION WITH CONSISTENT SNAPSHOT``. SQLite reads in one transaction.
     All of it happens in one Airflow task.
 
-``per_table``
+``per_table`` (default)
     Each table (or chunk of a large table) is its own mapped Airflow task with its own
     read-only transaction, so Celery or Kubernetes workers can spread one refresh. Each
     piece is consistent in itself, not with the others; the manifest says so.
