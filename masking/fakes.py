@@ -70,6 +70,22 @@ RESERVED_DOMAINS = ("example.com", "example.net", "example.org")
 DOCUMENTATION_NETS_V4 = ("192.0.2", "198.51.100", "203.0.113")
 DOCUMENTATION_PREFIX_V6 = "2001:db8::"
 
+
+
+def is_own_fake(kind: str, text: str) -> bool:
+    """Whether ``text`` has the shape this module writes for ``kind`` on reserved ranges.
+
+    Emails at the reserved domains, ``+1-555-`` phones, documentation IP addresses. The
+    scrubber uses it to leave its own substitutes alone on a second pass.
+    """
+    if kind == "email":
+        domain = text.rpartition("@")[2].lower()
+        return "@" in text and domain in RESERVED_DOMAINS
+    if kind == "phone":
+        return text.startswith(_EN_PHONE.split("#", 1)[0])
+    return text.startswith(tuple(f"{net}." for net in DOCUMENTATION_NETS_V4) + (DOCUMENTATION_PREFIX_V6[:-1],))
+
+
 CODE_LENGTH = 13
 """Characters of the base32 code that makes unique outputs injective (13 x 5 bits >= 64)."""
 

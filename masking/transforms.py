@@ -506,19 +506,6 @@ class Scrub(Transform):
         return out
 
 
-_RESERVED_EMAIL = re.compile(r"@example\.(com|net|org)$", re.IGNORECASE)
-_RESERVED_IP = ("192.0.2.", "198.51.100.", "203.0.113.", "2001:db8:")
-
-
-def _is_reserved_fake(kind: str, text: str) -> bool:
-    """Whether ``text`` is a value only our fakes produce (reserved domains, 555, doc ranges)."""
-    if kind == "email":
-        return bool(_RESERVED_EMAIL.search(text))
-    if kind == "phone":
-        return text.startswith("+1-555-")
-    return text.startswith(_RESERVED_IP)
-
-
 class TextReplacer:
     """Decide the substitute for a personal value found inside free text.
 
@@ -541,7 +528,7 @@ class TextReplacer:
         groups: dict[tuple[str, str], list[int]] = {}
         for i, (match, text) in enumerate(pairs):
             fake_kind = self.FAKE_KINDS.get(match.kind)
-            if fake_kind is not None and _is_reserved_fake(fake_kind, text):
+            if fake_kind is not None and fakes.is_own_fake(fake_kind, text):
                 out[i] = text  # already one of our fakes (a second scrub pass): leave it
             elif fake_kind is not None:
                 locale = "ja_JP" if match.kind == "phone_jp" else self.ctx.locale
