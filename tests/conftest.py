@@ -34,6 +34,20 @@ def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
 
 
+@pytest.fixture(autouse=True)
+def _root_handlers_restored():
+    """cli.main() calls logging.basicConfig(), which binds a handler to the captured stderr.
+
+    Remove whatever a test added, so handlers do not pile up across tests.
+    """
+    import logging
+
+    before = list(logging.root.handlers)
+    yield
+    for handler in [h for h in logging.root.handlers if h not in before]:
+        logging.root.removeHandler(handler)
+
+
 def need(condition: bool, reason: str) -> None:
     """Skip (outside CI) or fail (under CI=true) when ``condition`` does not hold."""
     if condition:

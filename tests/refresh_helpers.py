@@ -18,6 +18,24 @@ def write_config(folder: Path, sources: list[dict]) -> Path:
     return path
 
 
+def database_source(folder: Path, url: str, name: str, setup_sql: str, policy: str, **settings) -> dict:
+    """Run ``setup_sql`` on the database at ``url`` and describe it as a source with ``policy``.
+
+    The bucket is ``folder/bucket``, the work area ``folder/work``; ``settings`` add to or
+    override the source entry (consistency, chunk_rows, ...).
+    """
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(setup_sql)
+    engine.dispose()
+    policy_path = folder / "policy.yaml"
+    policy_path.write_text(policy)
+    return {"name": name, "url": url, "policy": str(policy_path), "bucket": (folder / "bucket").as_uri(),
+            "demo_key": True, "work_dir": str(folder / "work"), **settings}
+
+
 def run_refresh(folder: Path, sources: list[dict], name: str):
     """Run source ``name``'s DAG once through real Airflow; return (state, dag_run)."""
     from cleanroom import runner

@@ -6,9 +6,8 @@ import json
 
 import pyarrow.parquet as pq
 import pytest
-import sqlalchemy as sa
 
-from tests.refresh_helpers import latest, run_refresh
+from tests.refresh_helpers import database_source, latest, run_refresh
 
 pytestmark = [pytest.mark.airflow, pytest.mark.postgres]
 
@@ -27,15 +26,9 @@ tables:
 
 
 def test_table_above_chunk_rows_is_read_in_ordered_parts_by_mapped_tasks(tmp_path, pg_database):
-    engine = sa.create_engine(pg_database)
-    with engine.begin() as conn:
-        conn.exec_driver_sql(SCHEMA)
-    engine.dispose()
-    policy = tmp_path / "policy.yaml"
-    policy.write_text(POLICY)
+    source = database_source(tmp_path, pg_database, "chunky", SCHEMA, POLICY,
+                             consistency="per_table", chunk_rows=5000, batch_rows=1000)
     bucket = tmp_path / "bucket"
-    source = {"name": "chunky", "url": pg_database, "policy": str(policy), "bucket": bucket.as_uri(), "demo_key": True,
-              "work_dir": str(tmp_path / "work"), "consistency": "per_table", "chunk_rows": 5000, "batch_rows": 1000}
     state, dag_run = run_refresh(tmp_path, [source], "chunky")
     assert state == "success"
     mapped = [ti for ti in dag_run.get_task_instances() if ti.task_id == "extract_mask"]

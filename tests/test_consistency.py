@@ -9,7 +9,7 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from tests.refresh_helpers import latest, run_refresh
+from tests.refresh_helpers import database_source, latest, run_refresh
 
 pytestmark = [pytest.mark.airflow, pytest.mark.postgres]
 
@@ -49,15 +49,9 @@ def _writer(url: str, stop: threading.Event, done: list[int]) -> None:
 
 @pytest.mark.parametrize("workers", [pytest.param(2, id="parallel-readers-share-an-exported-snapshot")])
 def test_snapshot_refresh_under_concurrent_writes_is_one_moment(tmp_path, pg_database, workers):
-    engine = sa.create_engine(pg_database)
-    with engine.begin() as conn:
-        conn.exec_driver_sql(SCHEMA)
-    engine.dispose()
-    policy = tmp_path / "policy.yaml"
-    policy.write_text(POLICY)
+    source = database_source(tmp_path, pg_database, "live", SCHEMA, POLICY,
+                             consistency="snapshot", workers=workers, batch_rows=500)
     bucket = tmp_path / "bucket"
-    source = {"name": "live", "url": pg_database, "policy": str(policy), "bucket": bucket.as_uri(), "demo_key": True,
-              "work_dir": str(tmp_path / "work"), "consistency": "snapshot", "workers": workers, "batch_rows": 500}
 
     stop, done = threading.Event(), []
     writer = threading.Thread(target=_writer, args=(pg_database, stop, done), daemon=True)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -42,15 +41,6 @@ def shop(tmp_path, monkeypatch):
     )
     monkeypatch.setenv("CLEANROOM_CONFIG", str(config))
     return config, Bucket((tmp_path / "bucket").as_uri())
-
-
-@pytest.fixture(autouse=True)
-def _root_handlers_restored():
-    """cli.main() calls logging.basicConfig, which binds a handler to the captured stderr."""
-    before = list(logging.root.handlers)
-    yield
-    for handler in [h for h in logging.root.handlers if h not in before]:
-        logging.root.removeHandler(handler)
 
 
 def cli(config: Path, *args: str) -> int:

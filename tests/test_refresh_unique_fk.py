@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import psql_file
-from tests.refresh_helpers import latest, run_refresh
+from tests.refresh_helpers import database_source, latest, run_refresh
 
 pytestmark = [pytest.mark.airflow, pytest.mark.postgres]
 
@@ -35,17 +35,12 @@ JOIN = "SELECT count(*) FROM orders o JOIN customers c ON c.email = o.customer_e
 
 
 def test_masked_unique_email_stays_unique_and_the_join_matches(tmp_path, pg_database, pg_server):
+    source = database_source(tmp_path, pg_database, "shop", SCHEMA, POLICY)
     engine = sa.create_engine(pg_database)
-    with engine.begin() as conn:
-        conn.exec_driver_sql(SCHEMA)
     with engine.connect() as conn:
         joined_before = conn.exec_driver_sql(JOIN).scalar()
     engine.dispose()
-    policy = tmp_path / "policy.yaml"
-    policy.write_text(POLICY)
     bucket = tmp_path / "bucket"
-    source = {"name": "shop", "url": pg_database, "policy": str(policy), "bucket": bucket.as_uri(),
-              "demo_key": True, "work_dir": str(tmp_path / "work")}
     state, _ = run_refresh(tmp_path, [source], "shop")
     assert state == "success"
 

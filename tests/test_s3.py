@@ -7,7 +7,6 @@ boto3) are followed by ``invalidate_cache()``, as a fresh CLI process would star
 
 from __future__ import annotations
 
-import logging
 import uuid
 
 import pytest
@@ -22,14 +21,6 @@ from .test_engineer_cli import assert_restored
 
 pytestmark = pytest.mark.s3
 SOURCE = "shop"
-
-
-@pytest.fixture(autouse=True)
-def _root_handlers_restored():
-    before = list(logging.root.handlers)
-    yield
-    for handler in [h for h in logging.root.handlers if h not in before]:
-        logging.root.removeHandler(handler)
 
 
 @pytest.fixture

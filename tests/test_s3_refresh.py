@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import re
 import signal
@@ -35,15 +34,6 @@ SOURCE = "demo"
 POLICY = ROOT / "policies" / "demo.yaml"
 KILL_WAIT_SECONDS = 60
 LISTED_ROW = re.compile(r"^[* ] \d{8}T\d{9}Z-")
-
-
-@pytest.fixture(autouse=True)
-def _root_handlers_restored():
-    # cli.main() calls logging.basicConfig(); keep its handlers from piling up across tests.
-    before = list(logging.root.handlers)
-    yield
-    for handler in [h for h in logging.root.handlers if h not in before]:
-        logging.root.removeHandler(handler)
 
 
 @pytest.fixture(scope="module")
