@@ -47,9 +47,9 @@ from masking import detectors, fakes  # noqa: E402
 log = logging.getLogger(__name__)
 
 CHECK_PREFIX = "no_"
-_DOCUMENTATION_NETS = tuple(
-    ipaddress.ip_network(net)
-    for net in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32")
+# The ranges masking.fakes draws from, as networks.
+_DOCUMENTATION_NETS = tuple(ipaddress.ip_network(f"{net}.0/24") for net in fakes.DOCUMENTATION_NETS_V4) + (
+    ipaddress.ip_network(f"{fakes.DOCUMENTATION_PREFIX_V6}/32"),
 )
 _CACHE_SIZE = 32
 # An email at a reserved domain with a plain local part (words of letters, up to two digits,
