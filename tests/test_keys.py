@@ -25,6 +25,12 @@ VALUE_SETS = {
     "dates": [dt.date(1, 1, 1) + dt.timedelta(days=37 * i) for i in range(BULK + 3)],
     "booleans": [True, False] * (BULK // 2 + 1),
     "bytes": [i.to_bytes(3, "big") for i in range(BULK + 1)] + [b""],
+    # Every 7th timestamp has a zero microsecond, which isoformat() leaves out.
+    "timestamps": [dt.datetime(1, 1, 1) + dt.timedelta(days=97 * i, microseconds=(i % 7) * 12345) for i in range(BULK + 3)],
+    "utc timestamps": [
+        dt.datetime(1960, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(hours=977 * i, microseconds=i % 7)
+        for i in range(BULK + 3)
+    ],
 }
 
 
@@ -125,6 +131,22 @@ def test_fingerprints_of_dates_and_mixed_values_use_their_text():
 )
 def test_fingerprints_of_arrow_dates_and_integers_equal_those_of_their_python_values(values):
     array = pa.array(values)
+
+    from_arrow = fingerprints(KEY, array).tolist()
+
+    assert from_arrow == [0 if v is None else reference(KEY, keys.FINGERPRINT_DOMAIN, normalise_for_fingerprint(v))
+                          for v in values]
+
+
+@pytest.mark.parametrize("tz", [None, "UTC"], ids=["naive", "utc"])
+def test_fingerprints_of_arrow_timestamps_equal_those_of_their_python_values(tz):
+    zone = dt.timezone.utc if tz else None
+    values = [
+        dt.datetime(2020, 1, 1, tzinfo=zone), dt.datetime(1969, 12, 31, 23, 59, 59, 5, tzinfo=zone), None,
+        dt.datetime(1, 1, 1, tzinfo=zone), dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=zone),
+        dt.datetime(999, 6, 30, 12, 0, 0, 120000, tzinfo=zone),
+    ] * (BULK // 6 + 1)
+    array = pa.array(values, pa.timestamp("us", tz=tz))
 
     from_arrow = fingerprints(KEY, array).tolist()
 
