@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
+import psycopg
 import pyarrow as pa
 import pytest
 import sqlalchemy as sa
@@ -122,3 +123,28 @@ def test_copy_when_a_value_has_no_arrow_form_then_source_error_names_the_column(
     with pytest.raises(source.SourceError, match=r"notes\.t: .*TIME"), source.read_only(engine) as conn:
         list(source.stream_batches(conn, table, ["id", "t"], batch_rows=10))
     engine.dispose()
+
+
+def test_copy_when_the_server_fails_mid_stream_then_source_error_and_the_transaction_stays_usable(notes_engine):
+    table = source.reflect(notes_engine).tables["notes"]
+    columns = [c.name for c in table.columns]
+
+    with source.read_only(notes_engine) as conn:
+        with pytest.raises(source.SourceError, match=r"notes: the server could not render a row"):
+            # Division by zero on the fourth row, after three rows have streamed.
+            list(source.stream_batches(conn, table, columns, batch_rows=1, where="1 / (id - 4) IS NOT NULL"))
+        again = list(source.stream_batches(conn, table, columns, batch_rows=1000))
+
+    assert pa.Table.from_batches(again).to_pylist() == EXPECTED
+
+
+def test_copy_when_the_statement_is_refused_then_the_error_names_no_value_and_the_transaction_stays_usable(notes_engine):
+    table = source.reflect(notes_engine).tables["notes"]
+    columns = [c.name for c in table.columns]
+
+    with source.read_only(notes_engine) as conn:
+        with pytest.raises(psycopg.errors.UndefinedColumn, match="no_such_column"):
+            list(source.stream_batches(conn, table, columns, batch_rows=10, where="no_such_column = 1"))
+        again = list(source.stream_batches(conn, table, columns, batch_rows=1000))
+
+    assert pa.Table.from_batches(again).to_pylist() == EXPECTED
