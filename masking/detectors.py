@@ -395,6 +395,11 @@ def _kinds(kinds: Iterable[str] | None) -> tuple[str, ...]:
     return chosen
 
 
+# Kinds whose value identifies a person or an account wherever it appears (not secrets, which
+# are removed outright): the validation gate looks for their originals across the snapshot.
+PERSONAL_KINDS = ("email", "phone", "phone_jp", "card", "iban", "ipv4", "ipv6")
+
+
 @functools.lru_cache(maxsize=None)
 def _python_regex(kind: str) -> re.Pattern[str]:
     before, after = _GUARDS[kind]
@@ -590,12 +595,23 @@ def _until_clean(chunk: pa.Array, scrub: Callable[[pa.Array], pa.Array], passes:
     """Scrub again while a pass changed something: a replacement can expose a neighbour.
 
     ("x@y.co(555) 123-4567": the phone is guarded by the email until the email is replaced.)
+    Each further pass reads only the rows the previous pass changed: a row a pass left alone
+    held no match, so scrubbing it again would leave it alone again.
     """
+    rows: np.ndarray | None = None  # positions in ``chunk`` of the rows to read; None is all
     for _ in range(passes):
-        scrubbed = scrub(chunk)
-        if scrubbed is chunk or scrubbed.equals(chunk):
-            return chunk
-        chunk = scrubbed
+        subset = chunk if rows is None else chunk.take(pa.array(rows))
+        scrubbed = scrub(subset)
+        if scrubbed is subset:
+            break
+        changed = pc.fill_null(pc.not_equal(scrubbed, subset), False).to_numpy(zero_copy_only=False)
+        if not changed.any():
+            break
+        changed_rows = np.flatnonzero(changed)
+        rows = changed_rows if rows is None else rows[changed_rows]
+        mask = np.zeros(len(chunk), dtype=bool)
+        mask[rows] = True
+        chunk = pc.replace_with_mask(chunk, pa.array(mask), scrubbed.filter(pa.array(changed)))
     return chunk
 
 

@@ -50,6 +50,10 @@ class ColumnContext:
     locale: str = "en_US"
     batch: pa.RecordBatch | None = None
     stats: dict[str, int] = field(default_factory=dict)
+    # When a list: ``scrub`` appends the original personal values it replaced (kinds in
+    # detectors.PERSONAL_KINDS), so the caller can fingerprint them without a second search.
+    # The caller empties it after every batch.
+    found: list[str] | None = None
 
     def count(self, name: str, n: int = 1) -> None:
         self.stats[name] = self.stats.get(name, 0) + n
@@ -497,6 +501,10 @@ class Scrub(Transform):
                 f"known: {', '.join(sorted(detectors.DETECTORS))}"
             )
 
+    def finds_all(self, kinds) -> bool:
+        """Whether this scrub searches for every one of ``kinds``."""
+        return self.options["kinds"] is None or set(kinds) <= set(self.options["kinds"])
+
     def apply(self, array, ctx):
         from masking import detectors
 
@@ -521,16 +529,20 @@ class TextReplacer:
 
     def replace_all(self, pairs: list[tuple[Any, str]]) -> list[str]:
         """Substitutes for every match of a batch: fakes computed once per kind, in bulk."""
-        from masking import fakes
+        from masking import detectors, fakes
 
         self.replaced += len(pairs)
         out = [f"[{m.kind.upper()} REMOVED]" for m, _ in pairs]
         groups: dict[tuple[str, str], list[int]] = {}
+        found = self.ctx.found
         for i, (match, text) in enumerate(pairs):
             fake_kind = self.FAKE_KINDS.get(match.kind)
             if fake_kind is not None and fakes.is_own_fake(fake_kind, text):
                 out[i] = text  # already one of our fakes (a second scrub pass): leave it
-            elif fake_kind is not None:
+                continue
+            if found is not None and match.kind in detectors.PERSONAL_KINDS:
+                found.append(text)
+            if fake_kind is not None:
                 locale = "ja_JP" if match.kind == "phone_jp" else self.ctx.locale
                 groups.setdefault((fake_kind, locale), []).append(i)
         for (fake_kind, locale), positions in groups.items():

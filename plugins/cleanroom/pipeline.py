@@ -21,6 +21,7 @@ import numpy as np
 from cleanroom import snapshot
 from cleanroom.bucket import Bucket, HashingWriter
 from cleanroom.config import SourceConfig
+from masking import detectors
 from masking import policy as P
 from masking import schema as S
 from masking import transforms as T
@@ -246,6 +247,8 @@ def _extract(conn, source: SourceConfig, plan_: dict[str, Any], job: dict[str, A
     contexts = {c: T.ColumnContext(key, name, table.column(c), policy.locale_for(name)) for c in columns}
     folder = work_dir(source, plan_["version"]) / "fingerprints" / name / f"part-{part:05d}"
     recorder = FingerprintRecorder(key, table, rule, folder)
+    for c in recorder.found_by_scrub:
+        contexts[c].found = []
 
     bucket = Bucket.for_source(source)
     object_key = snapshot.table_key(source.name, plan_["version"], name, part)
@@ -258,8 +261,9 @@ def _extract(conn, source: SourceConfig, plan_: dict[str, Any], job: dict[str, A
         with pq.ParquetWriter(sink, out_schema, compression="zstd") as writer:
             if rule.action == P.MASK:
                 for batch in src.stream_batches(conn, table, columns, source.batch_rows, where):
-                    recorder.record(batch)
-                    writer.write_batch(T.apply_all(batch, rule.columns, contexts.__getitem__))
+                    masked = T.apply_all(batch, rule.columns, contexts.__getitem__)
+                    recorder.record(batch, contexts)
+                    writer.write_batch(masked)
                     rows += batch.num_rows
     recorder.close()
 
@@ -324,12 +328,18 @@ class FingerprintRecorder:
         # Columns whose whole value is one identifier (a faked email, a hashed id) need no search
         # for identifiers inside; free text, JSON and redacted notes do.
         self.embedded = {c for c in self.set_columns if not isinstance(rule.columns[c], (T.Fake, T.Hash, T.Partial))}
+        # A scrub that searches every personal kind hands over what it found and replaced
+        # (ColumnContext.found): the same values a search of the original text would give.
+        self.found_by_scrub = {
+            c for c in self.embedded
+            if isinstance(rule.columns[c], T.Scrub) and rule.columns[c].finds_all(detectors.PERSONAL_KINDS)
+        }
         folder.mkdir(parents=True, exist_ok=True)
         self.files = {c: open(folder / f"row.{c}.u64", "wb") for c in self.row_columns}  # noqa: SIM115
         self.ids = open(folder / "identifiers.u64", "wb")  # noqa: SIM115
 
-    def record(self, batch) -> None:
-        from masking import detectors
+    def record(self, batch, contexts: dict[str, T.ColumnContext]) -> None:
+        """Append the fingerprints of one batch; ``contexts`` are those that just masked it."""
         from masking.keys import fingerprints
 
         import pyarrow.compute as pc
@@ -343,8 +353,14 @@ class FingerprintRecorder:
             if column not in self.inside_only:
                 long_enough = pc.fill_null(pc.greater_equal(pc.utf8_length(pc.utf8_trim_whitespace(array)), MIN_SET_FINGERPRINT_CHARS), False)
                 parts.append(fingerprints(self.key, array.filter(long_enough)))
-            if column in self.embedded:
-                found = [text[m.start:m.end] for _, text, matches in detectors.find_all(array, PERSONAL_KINDS) for m in matches]
+            if column in self.found_by_scrub:
+                found, contexts[column].found = contexts[column].found, []
+                parts.append(fingerprints(self.key, found) if found else np.zeros(0, np.uint64))
+            elif column in self.embedded:
+                found = [
+                    text[m.start:m.end]
+                    for _, text, matches in detectors.find_all(array, detectors.PERSONAL_KINDS) for m in matches
+                ]
                 parts.append(fingerprints(self.key, found) if found else np.zeros(0, np.uint64))
             ids = np.concatenate(parts) if parts else np.zeros(0, np.uint64)
             if ids.size:
@@ -357,9 +373,6 @@ class FingerprintRecorder:
 
 def read_fingerprints(path: Path) -> np.ndarray:
     return np.fromfile(path, dtype=np.uint64) if path.exists() else np.zeros(0, np.uint64)
-
-
-PERSONAL_KINDS = ("email", "phone", "phone_jp", "card", "iban", "ipv4", "ipv6")
 
 
 # --- validate --------------------------------------------------------------------------------
