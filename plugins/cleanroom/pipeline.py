@@ -344,15 +344,16 @@ class FingerprintRecorder:
 
         import pyarrow.compute as pc
 
+        row_fps = {}
         for column in self.row_columns:
-            fps = fingerprints(self.key, batch.column(column))  # NULL gives 0
-            self.files[column].write(fps.astype(np.uint64).tobytes())
-        for column in self.set_columns:
+            row_fps[column] = fingerprints(self.key, batch.column(column)).astype(np.uint64)  # NULL gives 0
+            self.files[column].write(row_fps[column].tobytes())
+        for column in self.set_columns:  # every set column is a row column too
             array = batch.column(column)
             parts = []
             if column not in self.inside_only:
                 long_enough = pc.fill_null(pc.greater_equal(pc.utf8_length(pc.utf8_trim_whitespace(array)), MIN_SET_FINGERPRINT_CHARS), False)
-                parts.append(fingerprints(self.key, array.filter(long_enough)))
+                parts.append(row_fps[column][long_enough.to_numpy(zero_copy_only=False)])
             if column in self.found_by_scrub:
                 found, contexts[column].found = contexts[column].found, []
                 parts.append(fingerprints(self.key, found) if found else np.zeros(0, np.uint64))
