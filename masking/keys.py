@@ -77,6 +77,14 @@ class MaskingKey:
     def __reduce__(self):  # pragma: no cover - keys must not travel through pickles or XCom
         raise TypeError("MaskingKey must not be pickled; pass the key's connection id instead")
 
+    def handoff(self) -> tuple[bytes, bool]:
+        """The secret and demo flag, for handing the key to a worker process on purpose.
+
+        Pickling is refused so a key cannot end up in XCom or a log by accident; a caller that
+        starts local worker processes passes this and rebuilds with ``MaskingKey(*handoff)``.
+        """
+        return self._secret, self.is_demo
+
     def _prefix(self, domain: str) -> bytes:
         """Return the 64-byte secret prefix of ``domain`` (one SHA-256 block)."""
         prefix = self._prefixes.get(domain)

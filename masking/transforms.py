@@ -531,7 +531,7 @@ class TextReplacer:
         """Substitutes for every match of a batch: fakes computed once per kind, in bulk."""
         from masking import detectors, fakes
 
-        self.replaced += len(pairs)
+        self.replaced += len(pairs)  # less the fakes of an earlier pass, below
         out = [f"[{m.kind.upper()} REMOVED]" for m, _ in pairs]
         groups: dict[tuple[str, str], list[int]] = {}
         found = self.ctx.found
@@ -539,6 +539,7 @@ class TextReplacer:
             fake_kind = self.FAKE_KINDS.get(match.kind)
             if fake_kind is not None and fakes.is_own_fake(fake_kind, text):
                 out[i] = text  # already one of our fakes (a second scrub pass): leave it
+                self.replaced -= 1
                 continue
             if found is not None and match.kind in detectors.PERSONAL_KINDS:
                 found.append(text)

@@ -24,7 +24,7 @@ URL_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb")
 KNOWN_KEYS = {
     "name", "conn_id", "url", "policy", "schedule", "bucket", "bucket_conn_id", "retain", "key_conn_id",
     "key_variable", "demo_key", "batch_rows", "db_schema", "work_dir", "description", "sse", "sse_kms_key_id",
-    "consistency", "workers", "chunk_rows", "subset",
+    "consistency", "workers", "chunk_rows", "subset", "mask_workers",
 }
 DEFAULT_CHUNK_ROWS = 2_000_000
 
@@ -54,6 +54,7 @@ class SourceConfig:
     workers: int = 2
     chunk_rows: int | None = DEFAULT_CHUNK_ROWS
     subset: dict | None = None
+    mask_workers: int = 2
 
     @property
     def dag_id(self) -> str:
@@ -135,6 +136,9 @@ def _parse_source(entry: dict, base: Path, index: int, problems: list[str]) -> S
     workers = entry.get("workers", 2)
     if not isinstance(workers, int) or isinstance(workers, bool) or not 1 <= workers <= 64:
         problems.append(f"{where}: `workers` must be a whole number from 1 to 64")
+    mask_workers = entry.get("mask_workers", 2)
+    if not isinstance(mask_workers, int) or isinstance(mask_workers, bool) or not 1 <= mask_workers <= 64:
+        problems.append(f"{where}: `mask_workers` must be a whole number from 1 to 64 (1 masks in the task's own process)")
     chunk_rows = entry.get("chunk_rows", DEFAULT_CHUNK_ROWS)
     if chunk_rows is not None and (not isinstance(chunk_rows, int) or chunk_rows < 1000):
         problems.append(f"{where}: `chunk_rows` must be a whole number >= 1000, or null to never split tables")
@@ -166,6 +170,7 @@ def _parse_source(entry: dict, base: Path, index: int, problems: list[str]) -> S
         workers=workers,
         chunk_rows=chunk_rows,
         subset=subset,
+        mask_workers=mask_workers,
     )
 
 

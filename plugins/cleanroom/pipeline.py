@@ -7,6 +7,7 @@ table names, counts, object keys and checksums: never a value, never the key.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -21,6 +22,7 @@ import numpy as np
 from cleanroom import snapshot
 from cleanroom.bucket import Bucket, HashingWriter
 from cleanroom.config import SourceConfig
+from cleanroom.masker import BatchMasker, MaskedBatch, mask_stream
 from masking import detectors
 from masking import policy as P
 from masking import schema as S
@@ -29,9 +31,6 @@ from masking.errors import KeyMissingError, PolicyError, ValidationFailed
 from masking.keys import MaskingKey
 
 log = logging.getLogger(__name__)
-# Shorter originals ("Mike", "N/A") are too common to prove a leak anywhere in the snapshot;
-# the per-row check still covers them.
-MIN_SET_FINGERPRINT_CHARS = 6
 _DEMO_WARNED: set[str] = set()
 
 
@@ -228,7 +227,6 @@ def _extract(conn, source: SourceConfig, plan_: dict[str, Any], job: dict[str, A
     Raw values exist only in memory, one batch at a time. Keyed fingerprints of the
     originals go to the private work area for the validation gate.
     """
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     from cleanroom import source as src
@@ -244,34 +242,41 @@ def _extract(conn, source: SourceConfig, plan_: dict[str, Any], job: dict[str, A
     rule = policy.tables[name]
     where = combine_where(rule.where, job.get("subset"), chunk_where(job, conn.dialect.identifier_preparer.quote))
     columns = [c for c in table.column_names if not isinstance(rule.columns[c], T.DropColumn)]
-    contexts = {c: T.ColumnContext(key, name, table.column(c), policy.locale_for(name)) for c in columns}
+    masker = BatchMasker(key, table, rule, columns, policy.locale_for(name))
     folder = work_dir(source, plan_["version"]) / "fingerprints" / name / f"part-{part:05d}"
-    recorder = FingerprintRecorder(key, table, rule, folder)
-    for c in recorder.found_by_scrub:
-        contexts[c].found = []
+    recorded = FingerprintFiles(folder, masker.row_columns)
 
     bucket = Bucket.for_source(source)
     object_key = snapshot.table_key(source.name, plan_["version"], name, part)
     rows = expected = 0
+    stats: dict[str, dict[str, int]] = {}
     expected = src.count_rows(conn, table, where) if rule.action == P.MASK else 0
-    empty = pa.RecordBatch.from_pylist([], schema=src.arrow_schema(table, columns))
-    out_schema = T.apply_all(empty, rule.columns, contexts.__getitem__).schema
-    with bucket.open_write(object_key) as raw:
-        sink = HashingWriter(raw)
-        with pq.ParquetWriter(sink, out_schema, compression="zstd") as writer:
-            if rule.action == P.MASK:
-                for batch in src.stream_batches(conn, table, columns, source.batch_rows, where):
-                    masked = T.apply_all(batch, rule.columns, contexts.__getitem__)
-                    recorder.record(batch, contexts)
-                    writer.write_batch(masked)
-                    rows += batch.num_rows
-    recorder.close()
+    out_schema = masker.output_schema(src.arrow_schema(table, columns))
+    # Worker processes pay their start-up only where there is enough to mask.
+    workers = source.mask_workers if expected >= 4 * source.batch_rows else 1
+    try:
+        with bucket.open_write(object_key) as raw:
+            sink = HashingWriter(raw)
+            with pq.ParquetWriter(sink, out_schema, compression="zstd") as writer:
+                if rule.action == P.MASK:
+                    # closing(): a failure while masking must end the COPY before the rollback.
+                    batches = contextlib.closing(src.stream_batches(conn, table, columns, source.batch_rows, where))
+                    with batches as stream:
+                        for masked in mask_stream(stream, masker, workers):
+                            recorded.write(masked)
+                            writer.write_batch(masked.batch)
+                            rows += masked.batch.num_rows
+                            for column, counts in masked.stats.items():
+                                merged = stats.setdefault(column, {})
+                                for counter, n in counts.items():
+                                    merged[counter] = merged.get(counter, 0) + n
+    finally:
+        recorded.close()
 
     elapsed = time.perf_counter() - started
-    stats = {c: ctx.stats for c, ctx in contexts.items() if ctx.stats}
     log.info(
-        "extracted %s part %d: %d row(s) masked in %.2fs (%.0f rows/s), %d bytes",
-        name, part, rows, elapsed, rows / elapsed if elapsed else 0, sink.size,
+        "extracted %s part %d: %d row(s) masked in %.2fs (%.0f rows/s, %d masking process(es)), %d bytes",
+        name, part, rows, elapsed, rows / elapsed if elapsed else 0, workers, sink.size,
     )
     return {
         "table": name,
@@ -287,6 +292,7 @@ def _extract(conn, source: SourceConfig, plan_: dict[str, Any], job: dict[str, A
         "files": [{"path": object_key, "sha256": sink.sha256.hexdigest(), "bytes": sink.size, "rows": rows}],
         "stats": stats,
         "seconds": round(elapsed, 3),
+        "mask_workers": workers,
         "consistency": "per-table" if "lo" not in job else "per-chunk",
     }
 
@@ -306,66 +312,23 @@ def merge_results(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(by_table.values())
 
 
-class FingerprintRecorder:
-    """Keep keyed fingerprints of the original values of masked columns, batch by batch.
+class FingerprintFiles:
+    """Append the fingerprints of masked batches to the private work area, as they come.
 
-    Row fingerprints (one per row, 0 for NULL) let the gate check that no row kept its own
-    value; the identifier set (values of set-scope columns, and personal values found inside
-    their text) lets it check that no original appears anywhere in the snapshot. Both are
-    appended to files as they come, so memory does not grow with the table.
+    One ``row.<column>.u64`` file per masked column (one uint64 per row, in row order) and one
+    ``identifiers.u64`` per part; memory does not grow with the table.
     """
 
-    def __init__(self, key: MaskingKey, table: S.Table, rule: P.TableRule, folder: Path) -> None:
-        self.key = key
-        self.folder = folder
-        self.row_columns = [c for c, t in rule.columns.items() if t.survivor_scope in ("row", "set")]
-        self.set_columns = [
-            c for c, t in rule.columns.items() if t.survivor_scope == "set" and table.column(c).logical in S.TEXTUAL
-        ]
-        # Scrubbed text keeps what it holds besides the personal values in it: only those
-        # values are identifiers, not the whole text ("English" is not somebody's secret).
-        self.inside_only = {c for c in self.set_columns if isinstance(rule.columns[c], T.Scrub)}
-        # Columns whose whole value is one identifier (a faked email, a hashed id) need no search
-        # for identifiers inside; free text, JSON and redacted notes do.
-        self.embedded = {c for c in self.set_columns if not isinstance(rule.columns[c], (T.Fake, T.Hash, T.Partial))}
-        # A scrub that searches every personal kind hands over what it found and replaced
-        # (ColumnContext.found): the same values a search of the original text would give.
-        self.found_by_scrub = {
-            c for c in self.embedded
-            if isinstance(rule.columns[c], T.Scrub) and rule.columns[c].finds_all(detectors.PERSONAL_KINDS)
-        }
+    def __init__(self, folder: Path, row_columns: list[str]) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        self.files = {c: open(folder / f"row.{c}.u64", "wb") for c in self.row_columns}  # noqa: SIM115
+        self.files = {c: open(folder / f"row.{c}.u64", "wb") for c in row_columns}  # noqa: SIM115
         self.ids = open(folder / "identifiers.u64", "wb")  # noqa: SIM115
 
-    def record(self, batch, contexts: dict[str, T.ColumnContext]) -> None:
-        """Append the fingerprints of one batch; ``contexts`` are those that just masked it."""
-        from masking.keys import fingerprints
-
-        import pyarrow.compute as pc
-
-        row_fps = {}
-        for column in self.row_columns:
-            row_fps[column] = fingerprints(self.key, batch.column(column)).astype(np.uint64)  # NULL gives 0
-            self.files[column].write(row_fps[column].tobytes())
-        for column in self.set_columns:  # every set column is a row column too
-            array = batch.column(column)
-            parts = []
-            if column not in self.inside_only:
-                long_enough = pc.fill_null(pc.greater_equal(pc.utf8_length(pc.utf8_trim_whitespace(array)), MIN_SET_FINGERPRINT_CHARS), False)
-                parts.append(row_fps[column][long_enough.to_numpy(zero_copy_only=False)])
-            if column in self.found_by_scrub:
-                found, contexts[column].found = contexts[column].found, []
-                parts.append(fingerprints(self.key, found) if found else np.zeros(0, np.uint64))
-            elif column in self.embedded:
-                found = [
-                    text[m.start:m.end]
-                    for _, text, matches in detectors.find_all(array, detectors.PERSONAL_KINDS) for m in matches
-                ]
-                parts.append(fingerprints(self.key, found) if found else np.zeros(0, np.uint64))
-            ids = np.concatenate(parts) if parts else np.zeros(0, np.uint64)
-            if ids.size:
-                self.ids.write(ids.astype(np.uint64).tobytes())
+    def write(self, masked: MaskedBatch) -> None:
+        for column, fps in masked.row_fingerprints.items():
+            self.files[column].write(fps.tobytes())
+        if masked.identifiers.size:
+            self.ids.write(masked.identifiers.tobytes())
 
     def close(self) -> None:
         for handle in [*self.files.values(), self.ids]:
