@@ -243,16 +243,23 @@ def _ipv6_ok(text: str) -> bool:
     return not (address.is_unspecified or address.is_loopback) and len(groups) >= 2
 
 
+_PHONE_EXTENSION = re.compile(r"(?: ?x| ?ext\.? ?)[0-9]{1,6}$")
+_DOUBLE_SEPARATOR = re.compile(r"[ ().-]{2}")
+_EXPANDED_YEAR = re.compile(r"\+[0-9]{4,6}-[0-9]{2}-[0-9]{2}")  # ISO 8601 expanded year: +002026-12-03
+_NOT_DIGITS = re.compile(r"[^0-9]+")
+
+
 def _phone_ok(text: str) -> bool:
     """Check digit count (8-15 with ``+``, else 10-11), balanced parentheses and single separators."""
-    text = re.sub(r"(?: ?x| ?ext\.? ?)[0-9]{1,6}$", "", text)
-    digits = sum(c.isdigit() for c in text)
+    if "x" in text:
+        text = _PHONE_EXTENSION.sub("", text)
+    digits = len(_NOT_DIGITS.sub("", text))
     if text.startswith("001"):
         digits -= 2
     squeezed = text.replace(") ", ")").replace(" (", "(")
-    if text.count("(") != text.count(")") or re.search(r"[ ().-]{2}", squeezed):
+    if text.count("(") != text.count(")") or _DOUBLE_SEPARATOR.search(squeezed):
         return False
-    if re.fullmatch(r"\+[0-9]{4,6}-[0-9]{2}-[0-9]{2}", text):  # ISO 8601 expanded year: +002026-12-03
+    if _EXPANDED_YEAR.fullmatch(text):
         return False
     return 8 <= digits <= 15 if text.startswith("+") else digits in (10, 11)
 
