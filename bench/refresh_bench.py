@@ -149,15 +149,15 @@ def pg_dump(db: str, tables: tuple[str, ...]) -> float:
 # --- child processes -------------------------------------------------------------------------
 
 
-def child_extract(db: str, folder: str) -> dict:
-    """(b): plan + extract_table of customers; prints rows, seconds and ru_maxrss."""
+def child_extract(db: str, folder: str, mask_workers: str) -> dict:
+    """(b): plan + extract_table of customers; prints rows, seconds and ru_maxrss (self and workers)."""
     from cleanroom import pipeline
     from cleanroom.config import SourceConfig
 
     root = Path(folder)
     source = SourceConfig(
-        name=SOURCE, policy=root / "policy.yaml", bucket=(root / "bucket-b").as_uri(), url=f"{PG}/{db}",
-        demo_key=True, work_dir=root / "work-b",
+        name=SOURCE, policy=root / "policy.yaml", bucket=(root / f"bucket-b{mask_workers}").as_uri(), url=f"{PG}/{db}",
+        demo_key=True, work_dir=root / f"work-b{mask_workers}", mask_workers=int(mask_workers),
     )
     started = time.perf_counter()
     plan_ = pipeline.plan(source, "bench_extract")
@@ -167,6 +167,8 @@ def child_extract(db: str, folder: str) -> dict:
     return {
         "rows": result["rows"], "plan_seconds": planned - started, "extract_seconds": time.perf_counter() - planned,
         "bytes": result["files"][0]["bytes"], "ru_maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "workers_maxrss": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024,
+        "mask_workers": result["mask_workers"],
     }
 
 
@@ -206,6 +208,7 @@ def child_refresh(folder: str) -> dict:
         "state": state, "seconds": seconds, "rows": rows, "failed": runner.failed_tasks(dag_run),
         "tasks": _task_seconds(dag_run),
         "ru_maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "workers_maxrss": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024,
     }
 
 
@@ -344,11 +347,15 @@ def main() -> int:
                      f"{rate(counts['customers'], dump_customers)} {'1.00':>10}")
         dump_rate_c = counts["customers"] / dump_customers
 
-        b = run_child("_extract", db, str(root))
-        ratio_b = b["rows"] / b["extract_seconds"] / dump_rate_c
-        lines.append(f"{'(b) extract_table customers (mask + Parquet)':<52} {b['rows']:10,} {b['extract_seconds']:8.1f} "
-                     f"{rate(b['rows'], b['extract_seconds'])} {ratio_b:9.3f}x")
-        lines.append(f"{'    plan (reflect + policy check), not in (b)':<52} {'':>10} {b['plan_seconds']:8.1f}")
+        for workers in ("1", "2"):
+            b = run_child("_extract", db, str(root), workers)
+            ratio_b = b["rows"] / b["extract_seconds"] / dump_rate_c
+            label = f"(b) extract_table customers, {b['mask_workers']} masking process(es)"
+            lines.append(f"{label:<52} {b['rows']:10,} {b['extract_seconds']:8.1f} "
+                         f"{rate(b['rows'], b['extract_seconds'])} {ratio_b:9.3f}x")
+            lines.append(f"{'    plan (reflect + policy check), not in (b)':<52} {'':>10} {b['plan_seconds']:8.1f}")
+            lines.append(f"    (d) peak RSS: task process {b['ru_maxrss'] / 2**20:,.0f} MB, largest child process "
+                         f"{b['workers_maxrss'] / 2**20:,.0f} MB; customers Parquet {b['bytes'] / 2**20:,.1f} MB")
 
         if args.skip_refresh:
             lines.append("(c) whole refresh through Airflow: not measured: --skip-refresh")
@@ -361,11 +368,10 @@ def main() -> int:
                 ratio_c = published / c["seconds"] / (total / dump_all)
                 lines.append(f"{'(c) Airflow refresh, all published tables':<52} {published:10,} {c['seconds']:8.1f} "
                              f"{rate(published, c['seconds'])} {ratio_c:9.3f}x")
-                lines.append(f"    published rows per table: {c['rows']}; refresh process peak RSS {c['ru_maxrss'] / 2**20:,.0f} MB")
+                lines.append(f"    published rows per table: {c['rows']}; refresh process peak RSS {c['ru_maxrss'] / 2**20:,.0f} MB, "
+                             f"largest child process {c['workers_maxrss'] / 2**20:,.0f} MB")
                 steps = ", ".join(f"{task} {sec:.1f}s ({sec / c['seconds']:.0%})" for task, sec in c["tasks"].items())
                 lines.append(f"    time per task (share of the refresh): {steps}")
-        lines.append(f"(d) peak RSS of the (b) process: {b['ru_maxrss'] / 2**20:,.0f} MB (ru_maxrss); "
-                     f"customers Parquet {b['bytes'] / 2**20:,.1f} MB")
 
         if args.skip_others:
             lines.append("(e) pganonymize, pynonymizer: not measured: --skip-others")
@@ -408,7 +414,7 @@ def measure_others(db: str, databases: list[str], root: Path, customers: int, du
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] in ("_extract", "_refresh"):
         sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-        out = child_extract(*sys.argv[2:4]) if sys.argv[1] == "_extract" else child_refresh(sys.argv[2])
+        out = child_extract(*sys.argv[2:5]) if sys.argv[1] == "_extract" else child_refresh(sys.argv[2])
         print("RESULT " + json.dumps(out, default=str))
         sys.exit(0)
     sys.exit(main())
