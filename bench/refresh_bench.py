@@ -130,20 +130,34 @@ def create_source(db: str, scale: float) -> dict[str, int]:
     return counts
 
 
-def timed(cmd: list[str], timeout: float | None = None, **kw) -> tuple[float, subprocess.CompletedProcess]:
+# Runs a command and reports its peak RSS: ru_maxrss of the children of this small wrapper,
+# which are the command and whatever it starts (never the database server it talks to).
+_MAXRSS_WRAPPER = (
+    "import resource, subprocess, sys; done = subprocess.run(sys.argv[1:]); "
+    "sys.stderr.write('\\nMAXRSS %d\\n' % resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
+    "sys.exit(done.returncode)"
+)
+
+
+def timed(cmd: list[str], timeout: float | None = None, **kw) -> tuple[float, subprocess.CompletedProcess, int]:
+    """Run ``cmd``; return wall seconds, the finished process and its peak RSS in bytes."""
     started = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
-    return time.perf_counter() - started, done
+    done = subprocess.run([sys.executable, "-c", _MAXRSS_WRAPPER, *cmd], capture_output=True, text=True, timeout=timeout, **kw)
+    seconds = time.perf_counter() - started
+    lines = done.stderr.rstrip().splitlines()
+    peak = int(lines[-1].split()[1]) * 1024 if lines and lines[-1].startswith("MAXRSS ") else 0
+    done.stderr = "\n".join(lines[:-1]) if peak else done.stderr
+    return seconds, done, peak
 
 
-def pg_dump(db: str, tables: tuple[str, ...]) -> float:
+def pg_dump(db: str, tables: tuple[str, ...]) -> tuple[float, int]:
     cmd = ["pg_dump", "-h", "127.0.0.1", "-U", "postgres", "-d", db, "-f", "/dev/null"]
     for t in tables:
         cmd += ["-t", t]
-    seconds, done = timed(cmd)
+    seconds, done, peak = timed(cmd)
     if done.returncode:
         raise RuntimeError(f"pg_dump failed: {done.stderr.strip()}")
-    return seconds
+    return seconds, peak
 
 
 # --- child processes -------------------------------------------------------------------------
@@ -266,7 +280,7 @@ tables:
 """
 
 
-def run_pganonymize(venv: Path, copy: str, folder: Path, timeout: float) -> tuple[float | None, str]:
+def run_pganonymize(venv: Path, copy: str, folder: Path, timeout: float) -> tuple[float | None, str, int]:
     schema = folder / "pganonymize.yml"
     schema.write_text(PGANONYMIZE_SCHEMA)
     cmd = [str(venv / "bin" / "pganonymize"), "--schema", str(schema), "--dbname", copy,
@@ -274,7 +288,7 @@ def run_pganonymize(venv: Path, copy: str, folder: Path, timeout: float) -> tupl
     return _run_tool(cmd, timeout)
 
 
-def run_pynonymizer(venv: Path, copy: str, folder: Path, timeout: float) -> tuple[float | None, str]:
+def run_pynonymizer(venv: Path, copy: str, folder: Path, timeout: float) -> tuple[float | None, str, int]:
     strategy = folder / "pynonymizer.yml"
     strategy.write_text(PYNONYMIZER_STRATEGY)
     cmd = [str(venv / "bin" / "pynonymizer"), "--strategy", str(strategy), "--db-type", "postgres",
@@ -282,15 +296,15 @@ def run_pynonymizer(venv: Path, copy: str, folder: Path, timeout: float) -> tupl
     return _run_tool(cmd, timeout)
 
 
-def _run_tool(cmd: list[str], timeout: float) -> tuple[float | None, str]:
+def _run_tool(cmd: list[str], timeout: float) -> tuple[float | None, str, int]:
     try:
-        seconds, done = timed(cmd, timeout=timeout, env={**os.environ, "PGPASSWORD": ""})
+        seconds, done, peak = timed(cmd, timeout=timeout, env={**os.environ, "PGPASSWORD": ""})
     except subprocess.TimeoutExpired:
-        return None, f"timed out after {timeout:.0f} s"
+        return None, f"timed out after {timeout:.0f} s", 0
     if done.returncode:
         last = ((done.stderr or done.stdout).strip().splitlines() or ["no output"])[-1]
-        return None, f"exit {done.returncode}: {last[:200]}"
-    return seconds, "ok"
+        return None, f"exit {done.returncode}: {last[:200]}", 0
+    return seconds, "ok", peak
 
 
 # --- the run ---------------------------------------------------------------------------------
@@ -309,6 +323,10 @@ def write_refresh_config(root: Path, db: str, batch_rows: int) -> None:
             schedule: null
             consistency: snapshot
         """))
+
+
+def mb(size: int) -> str:
+    return f"{size / 2**20:,.0f} MB".rjust(9) if size else f"{'-':>9}"
 
 
 def rate(rows: float, seconds: float | None) -> str:
@@ -339,12 +357,13 @@ def main() -> int:
         lines.append(f"source {db}: " + ", ".join(f"{t} {n:,}" for t, n in counts.items())
                      + f" rows, generated in {time.perf_counter() - t0:.1f} s")
 
-        dump_all = pg_dump(db, TABLES)
-        dump_customers = pg_dump(db, ("customers",))
-        lines.append(f"{'measurement':<52} {'rows':>10} {'seconds':>8} {'rows/s':>12} {'vs pg_dump':>10}")
-        lines.append(f"{'(a) pg_dump customers+orders+payments':<52} {total:10,} {dump_all:8.1f} {rate(total, dump_all)} {'1.00':>10}")
+        dump_all, rss_all = pg_dump(db, TABLES)
+        dump_customers, rss_customers = pg_dump(db, ("customers",))
+        lines.append(f"{'measurement':<52} {'rows':>10} {'seconds':>8} {'rows/s':>12} {'vs pg_dump':>10} {'peak RSS':>9}")
+        lines.append(f"{'(a) pg_dump customers+orders+payments':<52} {total:10,} {dump_all:8.1f} {rate(total, dump_all)} "
+                     f"{'1.00':>10} {mb(rss_all)}")
         lines.append(f"{'(a) pg_dump -t customers':<52} {counts['customers']:10,} {dump_customers:8.1f} "
-                     f"{rate(counts['customers'], dump_customers)} {'1.00':>10}")
+                     f"{rate(counts['customers'], dump_customers)} {'1.00':>10} {mb(rss_customers)}")
         dump_rate_c = counts["customers"] / dump_customers
 
         for workers in ("1", "2"):
@@ -352,7 +371,7 @@ def main() -> int:
             ratio_b = b["rows"] / b["extract_seconds"] / dump_rate_c
             label = f"(b) extract_table customers, {b['mask_workers']} masking process(es)"
             lines.append(f"{label:<52} {b['rows']:10,} {b['extract_seconds']:8.1f} "
-                         f"{rate(b['rows'], b['extract_seconds'])} {ratio_b:9.3f}x")
+                         f"{rate(b['rows'], b['extract_seconds'])} {ratio_b:9.3f}x {mb(b['ru_maxrss'])}")
             lines.append(f"{'    plan (reflect + policy check), not in (b)':<52} {'':>10} {b['plan_seconds']:8.1f}")
             lines.append(f"    (d) peak RSS: task process {b['ru_maxrss'] / 2**20:,.0f} MB, largest child process "
                          f"{b['workers_maxrss'] / 2**20:,.0f} MB; customers Parquet {b['bytes'] / 2**20:,.1f} MB")
@@ -367,7 +386,7 @@ def main() -> int:
             else:
                 ratio_c = published / c["seconds"] / (total / dump_all)
                 lines.append(f"{'(c) Airflow refresh, all published tables':<52} {published:10,} {c['seconds']:8.1f} "
-                             f"{rate(published, c['seconds'])} {ratio_c:9.3f}x")
+                             f"{rate(published, c['seconds'])} {ratio_c:9.3f}x {mb(c['ru_maxrss'])}")
                 lines.append(f"    published rows per table: {c['rows']}; refresh process peak RSS {c['ru_maxrss'] / 2**20:,.0f} MB, "
                              f"largest child process {c['workers_maxrss'] / 2**20:,.0f} MB")
                 steps = ", ".join(f"{task} {sec:.1f}s ({sec / c['seconds']:.0%})" for task, sec in c["tasks"].items())
@@ -401,13 +420,13 @@ def measure_others(db: str, databases: list[str], root: Path, customers: int, du
         copy = f"{db}_{tool}"
         databases.append(copy)
         psql(f'CREATE DATABASE "{copy}" TEMPLATE "{db}"')
-        seconds, status = run(venv, copy, root, timeout)
+        seconds, status, peak = run(venv, copy, root, timeout)
         if seconds is None:
             lines.append(f"(e) {tool}: not measured: {status}")
             continue
         ratio = customers / seconds / dump_rate
         lines.append(f"{'(e) ' + tool + ' customers (5 columns, in place)':<52} {customers:10,} {seconds:8.1f} "
-                     f"{rate(customers, seconds)} {ratio:9.3f}x")
+                     f"{rate(customers, seconds)} {ratio:9.3f}x {mb(peak)}")
     return lines
 
 
