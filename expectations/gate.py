@@ -69,6 +69,14 @@ class SuiteError(CleanroomError):
     """An expectation suite cannot be built or did not load back whole."""
 
 
+class MisalignedFingerprints(CleanroomError):
+    """Recorded original row fingerprints do not line up with the published rows.
+
+    Raised by a :attr:`TableInput.row_fingerprints` reader; the gate then fails the checks that
+    need them rather than compare rows with other rows' originals.
+    """
+
+
 @dataclass
 class ColumnInput:
     """What the gate knows about one published column, from the masking policy."""
@@ -84,13 +92,19 @@ class ColumnInput:
 
 @dataclass
 class TableInput:
-    """One published table: its policy columns and ways to re-read data and fingerprints."""
+    """One published table: its policy columns and ways to re-read data and fingerprints.
+
+    ``row_fingerprints(column)`` returns None when the column's originals were not recorded,
+    else the original row fingerprints (uint64, 0 for NULL) in the row order of ``batches()``:
+    one array, or an iterable of blocks read as they are needed. It may raise
+    :class:`MisalignedFingerprints`.
+    """
 
     name: str
     expected_rows: int
     columns: list[ColumnInput]
     batches: Callable[[], Iterator[pa.RecordBatch]]
-    row_fingerprints: Callable[[str], np.ndarray | None]
+    row_fingerprints: Callable[[str], np.ndarray | Iterable[np.ndarray] | None]
 
 
 # --- suites -------------------------------------------------------------------------------------
@@ -311,7 +325,7 @@ class _TableValidation:
         self.dropped_columns = {c.name for c in table.columns if c.transform == "drop"}
         self.text = [c for c in self.columns.values() if c.logical in SURVIVOR_LOGICAL]
         self.row_scoped = [c for c in self.columns.values() if c.survivor_scope in ("row", "set")]
-        self.originals: dict[str, np.ndarray] = {}
+        self.originals: dict[str, _RowStream] = {}
         self.unique_hashes: dict[str, list[np.ndarray]] = {c.name: [] for c in self.columns.values() if c.unique}
         self.fk_hashes: list[list[np.ndarray]] = [[] for _ in fks]
         self.offset = 0
@@ -324,9 +338,10 @@ class _TableValidation:
         for chunk in _chunks(self.table.batches(), CHUNK_ROWS):
             self._check_columns(chunk)
             frame = self._frame(chunk)
+            originals = {name: stream.take(chunk.num_rows) for name, stream in self.originals.items()}
             try:
                 self._record_gx(self.runner.run(self.suite, frame), chunk.num_rows)
-                self._survivors(chunk, frame)
+                self._survivors(chunk, frame, originals)
                 self._collect_keys(chunk)
             finally:
                 custom.clear_cache()  # findings hold matched text; drop them with the chunk
@@ -341,11 +356,16 @@ class _TableValidation:
         for column in self.text:
             self.checks.declare(name, column.name, NO_ORIGINAL)
         for column in self.row_scoped:
-            original = self.table.row_fingerprints(column.name)
+            try:
+                original = self.table.row_fingerprints(column.name)
+            except MisalignedFingerprints as exc:
+                log.warning("%s.%s: %s; %s failed", name, column.name, exc, _needs_originals(column))
+                self.checks.add(name, column.name, _needs_originals(column), self.table.expected_rows, 0, passed=False)
+                continue
             if original is None:
                 log.info("%s.%s: no original row fingerprints recorded; %s skipped", name, column.name, NO_ROW_KEPT)
                 continue
-            self.originals[column.name] = np.asarray(original, dtype=np.uint64)
+            self.originals[column.name] = _RowStream(original)
             if not _edits_inside(column):
                 self.checks.declare(name, column.name, NO_ROW_KEPT)
         for cols, ref, _ in self.fks:
@@ -395,7 +415,7 @@ class _TableValidation:
                     passed=bool(outcome.success),
                 )
 
-    def _survivors(self, chunk: pa.Table, frame: pd.DataFrame) -> None:
+    def _survivors(self, chunk: pa.Table, frame: pd.DataFrame, originals: dict[str, np.ndarray]) -> None:
         from expectations import custom
 
         row_fps: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -410,7 +430,7 @@ class _TableValidation:
             if _edits_inside(column) and column.name in self.originals:
                 # Text that held nothing to replace is published as it was: only the tokens inside
                 # it (checked below) may not survive, not the unchanged text itself.
-                rows &= row_fps[column.name][0] != self._original_slice(column.name, len(values))
+                rows &= row_fps[column.name][0] != originals[column.name]
             if column.logical in PATTERN_LOGICAL:
                 rows |= self._embedded_hits(custom.findings_for(frame[column.name]), len(values))
                 rows |= self._digit_run_hits(values)
@@ -423,16 +443,9 @@ class _TableValidation:
                 fps, idx, valid, _ = _encode_fingerprints(self.key, chunk.column(name))
                 row_fps[name] = (_per_row(fps, idx, valid), valid)
             mine, valid = row_fps[name]
-            theirs = self._original_slice(name, len(mine))
+            theirs = originals[name]
             kept = (mine == theirs) & (theirs != 0) & valid
             self.checks.add(self.table.name, name, NO_ROW_KEPT, int(kept.sum()), int(((theirs != 0) & valid).sum()))
-
-    def _original_slice(self, name: str, length: int) -> np.ndarray:
-        """Return the original row fingerprints aligned with the current chunk (0 past the end)."""
-        theirs = self.originals[name][self.offset:self.offset + length]
-        if len(theirs) < length:
-            theirs = np.concatenate([theirs, np.zeros(length - len(theirs), dtype=np.uint64)])
-        return theirs
 
     def _digit_run_hits(self, values: pa.Array | pa.ChunkedArray) -> np.ndarray:
         """Flag rows whose text holds an original value as a bare run of digits.
@@ -477,6 +490,16 @@ class _TableValidation:
     def _finish(self) -> None:
         name = self.table.name
         self.checks.set(name, None, ROW_COUNT, abs(self.gx_rows - self.table.expected_rows), self.gx_rows)
+        for column, stream in self.originals.items():
+            off = stream.missing + stream.surplus()
+            if off:
+                # Rows were compared with other rows' originals: neither outcome proves anything.
+                check = _needs_originals(self.columns[column])
+                log.warning(
+                    "%s.%s: %d original row fingerprint(s) more or fewer than the %d published row(s); %s failed",
+                    name, column, off, self.offset, check,
+                )
+                self.checks.add(name, column, check, off, 0, passed=False)
         for column, parts in self.unique_hashes.items():
             values = np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
             self.checks.set(name, column, UNIQUE, _duplicate_rows(values), len(values))
@@ -579,6 +602,49 @@ def _per_row(fps: np.ndarray, idx: np.ndarray, valid: np.ndarray) -> np.ndarray:
 def _edits_inside(column: ColumnInput) -> bool:
     """Return whether the column's transform edits inside values, leaving clean text as it was."""
     return column.transform.split(":", 1)[0] in EDITS_INSIDE
+
+
+def _needs_originals(column: ColumnInput) -> str:
+    """Return the check that reads the column's original row fingerprints."""
+    return NO_ORIGINAL if _edits_inside(column) else NO_ROW_KEPT
+
+
+class _RowStream:
+    """Original row fingerprints of one column, handed out in step with the published rows.
+
+    Reads the next block only when the rows asked for go past the one in hand, so memory holds
+    about a chunk of them. Past the end it hands out 0 (no original) and counts the shortfall.
+    """
+
+    def __init__(self, blocks: np.ndarray | Iterable[np.ndarray]) -> None:
+        self._blocks = iter([blocks] if isinstance(blocks, np.ndarray) else blocks)
+        self._pending = np.zeros(0, dtype=np.uint64)
+        self.missing = 0
+
+    def take(self, rows: int) -> np.ndarray:
+        parts, have = [], 0
+        while have < rows:
+            if not self._pending.size:
+                block = next(self._blocks, None)
+                if block is None:
+                    break
+                self._pending = np.asarray(block, dtype=np.uint64)
+                continue
+            part, self._pending = self._pending[:rows - have], self._pending[rows - have:]
+            parts.append(part)
+            have += part.size
+        if have < rows:
+            self.missing += rows - have
+            parts.append(np.zeros(rows - have, dtype=np.uint64))
+        if len(parts) == 1:
+            return parts[0]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
+
+    def surplus(self) -> int:
+        """Count (and read past) the fingerprints left after the last row taken."""
+        extra = self._pending.size + sum(len(block) for block in self._blocks)
+        self._pending = np.zeros(0, dtype=np.uint64)
+        return extra
 
 
 def _hash_keys(columns: list[pa.Array | pa.ChunkedArray]) -> tuple[np.ndarray, np.ndarray]:

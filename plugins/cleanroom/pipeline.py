@@ -14,6 +14,7 @@ import json
 import logging
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -335,8 +336,18 @@ class FingerprintFiles:
             handle.close()
 
 
-def read_fingerprints(path: Path) -> np.ndarray:
-    return np.fromfile(path, dtype=np.uint64) if path.exists() else np.zeros(0, np.uint64)
+FINGERPRINT_BLOCK = 65_536
+"""Fingerprints read from a file at once by the gate's readers (512 KiB)."""
+
+
+def read_fingerprints(*paths: Path) -> Iterator[np.ndarray]:
+    """Yield the uint64 fingerprints of the files in turn, in blocks (missing files hold none)."""
+    for path in paths:
+        if not path.exists():
+            continue
+        with open(path, "rb") as fh:
+            while (block := np.fromfile(fh, dtype=np.uint64, count=FINGERPRINT_BLOCK)).size:
+                yield block
 
 
 # --- validate --------------------------------------------------------------------------------
@@ -359,7 +370,7 @@ def validate(source: SourceConfig, plan_: dict[str, Any], results: list[dict[str
     for name, result in sorted(by_table.items()):
         table, rule = schema.tables[name], policy.tables[name]
         folder = private / "fingerprints" / name
-        id_sets += [read_fingerprints(p) for p in sorted(folder.glob("part-*/identifiers.u64"))]
+        id_sets += read_fingerprints(*sorted(folder.glob("part-*/identifiers.u64")))
         columns = [
             gate.ColumnInput(
                 name=c, logical=table.column(c).logical, transform=rule.columns[c].label,
@@ -374,7 +385,7 @@ def validate(source: SourceConfig, plan_: dict[str, Any], results: list[dict[str
             gate.TableInput(
                 name=name, expected_rows=result["source_rows"], columns=columns,
                 batches=_batch_reader(bucket, result["files"]),
-                row_fingerprints=_fingerprint_reader(folder),
+                row_fingerprints=_fingerprint_reader(folder, result["files"]),
             )
         )
     fks = [
@@ -437,14 +448,28 @@ def _batch_reader(bucket: Bucket, files: list[dict[str, Any]]):
     return batches
 
 
-def _fingerprint_reader(folder: Path):
-    """Row fingerprints of a column across every part of a table, in part order."""
+def _fingerprint_reader(folder: Path, files: list[dict[str, Any]]):
+    """Row fingerprints of a column, streamed part by part in step with the table's Parquet files.
+
+    Part ``i`` of the fingerprints (``part-NNNNN``, in order) must hold one fingerprint per row of
+    ``files[i]``; when a part holds more or fewer, the reader raises
+    :class:`~expectations.gate.MisalignedFingerprints` before anything is compared.
+    """
 
     def read(column: str):
+        from expectations import gate
+
         parts = [p / f"row.{column}.u64" for p in sorted(folder.glob("part-*"))]
         if not parts or not all(p.exists() for p in parts):
             return None
-        return np.concatenate([read_fingerprints(p) for p in parts])
+        recorded = [p.stat().st_size // 8 for p in parts]
+        published = [f.get("rows") for f in files]
+        if len(parts) != len(files) or any(n is not None and n != r for n, r in zip(published, recorded)):
+            raise gate.MisalignedFingerprints(
+                f"{len(parts)} fingerprint part(s) of {sum(recorded)} row(s) for {len(files)} Parquet file(s) "
+                f"of {sum(n or 0 for n in published)} row(s)"
+            )
+        return read_fingerprints(*parts)
 
     return read
 
