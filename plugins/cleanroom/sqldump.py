@@ -31,7 +31,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.types as pat
 
 from masking import schema as ms
@@ -507,11 +509,11 @@ def render_constraints(tables: Sequence[tuple[ms.Table, pa.Schema]], dialect: st
 # --------------------------------------------------------------------------------------------
 
 # COPY text format: backslash starts an escape, tab separates columns, newline ends a row.
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_COPY_ESCAPE_MAP = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
 # MySQL string literal in single quotes, with backslash escapes enabled (the dump sets sql_mode).
-_MYSQL_ESCAPES = str.maketrans(
-    {"\\": "\\\\", "'": "\\'", "\0": "\\0", "\n": "\\n", "\r": "\\r", "\x1a": "\\Z"}
-)
+_MYSQL_ESCAPE_MAP = {"\\": "\\\\", "'": "\\'", "\0": "\\0", "\n": "\\n", "\r": "\\r", "\x1a": "\\Z"}
+_COPY_ESCAPES = str.maketrans(_COPY_ESCAPE_MAP)
+_MYSQL_ESCAPES = str.maketrans(_MYSQL_ESCAPE_MAP)
 
 
 def _json_default(value: Any) -> Any:
@@ -621,14 +623,8 @@ def _guarded(table: str, plan: _ColumnPlan, render: Callable[[Any], str]) -> Cal
     return safe
 
 
-def _column_cells(
-    batch: pa.RecordBatch,
-    field: pa.Field,
-    plan: _ColumnPlan,
-    render: Callable[[Any], str],
-    null: str,
-    table: str,
-) -> list[str]:
+def _column_array(batch: pa.RecordBatch, field: pa.Field, plan: _ColumnPlan, table: str) -> pa.Array:
+    """The column ``field`` of ``batch``, in the schema's type and prepared for rendering."""
     index = batch.schema.get_field_index(field.name)
     if index < 0:
         raise SourceError(
@@ -646,7 +642,288 @@ def _column_cells(
             ) from exc
     if plan.prepare is not None:
         array = plan.prepare(array)
+    return array
+
+
+def _column_cells(array: pa.Array, render: Callable[[Any], str], null: str) -> list[str]:
     return [null if v is None else render(v) for v in array.to_pylist()]
+
+
+# --------------------------------------------------------------------------------------------
+# Values, a whole column at a time
+# --------------------------------------------------------------------------------------------
+#
+# The per-value renderers above are the reference. For the common kinds, a column of a batch is
+# rendered at once with pyarrow.compute (and numpy over the UTF-8 bytes, for escapes) into an
+# Arrow string array with the same text. Whenever a batch's column holds something this path is
+# not sure to write as the reference does (a date Python cannot hold, NaN for MySQL, NUL for
+# PostgreSQL, invalid UTF-8, any Arrow error), that column of that batch goes through the
+# per-value renderer instead, which writes it or raises the SourceError it always raised; so no
+# Arrow message (which may quote a value) ever reaches an error or the log.
+#
+# Known gap: floats are spelled the way Arrow spells them, not like Python's repr ("1" for 1.0,
+# "1e-7" for 1e-07, "1.5e+16" for 1.5e16). Both are the shortest text that reads back as the same
+# double, in PostgreSQL and in MySQL/MariaDB, but artifacts with such floats differ in bytes
+# from those of earlier versions.
+
+_EPOCH = dt.date(1970, 1, 1)
+_MIN_DAY = (dt.date.min - _EPOCH).days
+_MAX_DAY = (dt.date.max - _EPOCH).days
+_DAY_MICROS = 86_400_000_000
+_SECOND_MICROS = 1_000_000
+
+_DECIMAL_TYPES = {4: pa.decimal32, 8: pa.decimal64, 16: pa.decimal128, 32: pa.decimal256}
+
+
+@dataclass(frozen=True)
+class _Vector:
+    """Renders a column at once: ``before + text + after`` for each non-NULL value.
+
+    ``render`` returns the text, NULL where the value is NULL, or None when this batch's column
+    must go through the per-value renderer. The constant ``before`` and ``after`` are written
+    while rows are joined, so a column without NULLs costs no extra pass for them.
+    """
+
+    render: Callable[[pa.Array], pa.Array | None]
+    before: str = ""
+    after: str = ""
+
+
+# A rendered column: text before each cell, the cells (no NULLs left), text after each cell.
+_Cells = tuple[str, pa.Array, str]
+
+
+def _within(values: pa.Array, low: int, high: int) -> bool:
+    """Whether every non-NULL value of the integer array ``values`` lies in ``[low, high]``."""
+    bounds = pc.min_max(values)
+    least = bounds["min"].as_py()
+    return least is None or (least >= low and bounds["max"].as_py() <= high)
+
+
+def _layout(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Offsets (from 0, one more than values) and UTF-8 bytes of a string or large_string array."""
+    _, offsets_buffer, data_buffer = text.buffers()
+    if len(text) == 0:
+        return np.zeros(1, np.int64), np.empty(0, np.uint8)
+    width = np.dtype(np.int64 if pat.is_large_string(text.type) else np.int32)
+    offsets = np.frombuffer(offsets_buffer, width, len(text) + 1, text.offset * width.itemsize)
+    start, end = int(offsets[0]), int(offsets[-1])
+    if end == start:
+        return np.zeros(len(text) + 1, np.int64), np.empty(0, np.uint8)
+    return (offsets - start if start else offsets), np.frombuffer(data_buffer, np.uint8, end - start, start)
+
+
+def _escape_table(escapes: dict[str, str]) -> np.ndarray:
+    """Byte -> the letter written after a backslash in its place, 0 for bytes written as they are."""
+    table = np.zeros(256, np.uint8)
+    for char, escaped in escapes.items():
+        assert len(char) == 1 and ord(char) < 128 and len(escaped) == 2 and escaped[0] == "\\"
+        table[ord(char)] = ord(escaped[1])
+    return table
+
+
+_COPY_ESCAPE_TABLE = _escape_table(_COPY_ESCAPE_MAP)
+_MYSQL_ESCAPE_TABLE = _escape_table(_MYSQL_ESCAPE_MAP)
+
+
+def _escaped(text: pa.Array, table: np.ndarray) -> pa.Array:
+    """``text`` with each character ``table`` names replaced by its backslash escape.
+
+    Every escaped character is ASCII, and no byte of a multi-byte UTF-8 sequence is ASCII, so the
+    bytes can be escaped without decoding; NULL values stay NULL.
+    """
+    text.validate(full=True)  # invalid UTF-8 raises; the per-value path then decides
+    offsets, data = _layout(text)
+    raw = data.tobytes()  # bytes.find scans fast, and most columns have nothing to escape
+    present = [byte for byte in np.flatnonzero(table) if raw.find(bytes((byte,))) >= 0]
+    if not present:
+        return text
+    special = data == present[0]
+    for byte in present[1:]:
+        special |= data == byte
+    hits = np.flatnonzero(special)
+    out = np.insert(data, hits, ord("\\"))
+    out[hits + np.arange(1, hits.size + 1)] = table[data[hits]]
+    offsets = offsets + np.searchsorted(hits, offsets)
+    large = pat.is_large_string(text.type) or out.size > np.iinfo(np.int32).max
+    validity = None if text.null_count == 0 else pc.is_valid(text).buffers()[1]
+    return pa.Array.from_buffers(
+        pa.large_string() if large else pa.string(),
+        len(text),
+        [validity, pa.py_buffer(offsets.astype(np.int64 if large else np.int32)), pa.py_buffer(out)],
+        null_count=text.null_count,
+    )
+
+
+def _as_text(values: pa.Array) -> pa.Array:
+    if pat.is_string(values.type) or pat.is_large_string(values.type):
+        return values
+    return values.cast(pa.large_string())
+
+
+def _joined(kind: pa.DataType, *parts: pa.Array | str) -> pa.Array:
+    """Concatenate arrays and constant strings value by value; NULL where any part is NULL."""
+    arguments = [pa.scalar(p, kind) if isinstance(p, str) else p for p in parts]
+    return pc.binary_join_element_wise(*arguments, pa.scalar("", kind))
+
+
+def _int_text(values: pa.Array) -> pa.Array:
+    return values.cast(pa.string())
+
+
+def _decimal_text(values: pa.Array) -> pa.Array | None:
+    """Digits as ``format(value, "f")`` writes them: never with an exponent."""
+    scale = values.type.scale
+    if scale < 0:
+        return None
+    text = values.cast(pa.string())
+    if scale == 0 or not pc.any(pc.match_substring(text, "E")).as_py():
+        return text
+    # Arrow writes magnitudes below 1e-6 (and zero at scale 7 or more) as 1.5E-7: put the point
+    # into the unscaled digits instead.
+    same_width = _DECIMAL_TYPES[values.type.byte_width](values.type.precision, 0)
+    unscaled = values.view(same_width).cast(pa.string())
+    padded = pc.utf8_lpad(pc.utf8_ltrim(unscaled, "-"), scale + 1, "0")
+    sign = pc.if_else(pc.starts_with(unscaled, "-"), "-", "")
+    whole = pc.utf8_slice_codeunits(padded, 0, -scale)
+    fraction = pc.utf8_slice_codeunits(padded, -scale)
+    return _joined(pa.string(), sign, whole, ".", fraction)
+
+
+def _date_text(values: pa.Array) -> pa.Array | None:
+    days = values.cast(pa.date32()).cast(pa.int32())
+    if not _within(days, _MIN_DAY, _MAX_DAY):
+        return None
+    return days.cast(pa.date32()).cast(pa.string())
+
+
+def _clock_text(values: pa.Array, micros: pa.Array, whole_seconds: pa.DataType) -> pa.Array:
+    """Text of a timestamp or time: six fraction digits, or none when they are all zero (isoformat)."""
+    fraction = micros.fill_null(0).to_numpy() % _SECOND_MICROS
+    if not fraction.all():
+        if not fraction.any():
+            return values.cast(whole_seconds).cast(pa.string())
+        text = values.cast(pa.string())
+        return pc.if_else(pa.array(fraction == 0), pc.utf8_slice_codeunits(text, 0, -7), text)
+    return values.cast(pa.string())
+
+
+def _timestamp_text(values: pa.Array) -> pa.Array | None:
+    """Wall-clock text; an aware timestamp's values are UTC, so this is its UTC time."""
+    naive = values.cast(pa.timestamp("us"))  # drops a time zone without shifting the values
+    micros = naive.cast(pa.int64())
+    if not _within(micros, _MIN_DAY * _DAY_MICROS, (_MAX_DAY + 1) * _DAY_MICROS - 1):
+        return None
+    return _clock_text(naive, micros, pa.timestamp("s"))
+
+
+def _time_text(values: pa.Array) -> pa.Array | None:
+    clock = values.cast(pa.time64("us"))
+    micros = clock.cast(pa.int64())
+    if not _within(micros, 0, _DAY_MICROS - 1):
+        return None
+    return _clock_text(clock, micros, pa.time32("s"))
+
+
+def _float_text(values: pa.Array) -> pa.Array:
+    # Through float64, so a float32 gets the digits of the double the per-value path printed.
+    return values.cast(pa.float64()).cast(pa.string())
+
+
+def _all_finite(values: pa.Array) -> bool:
+    return pc.all(pc.is_finite(values)).as_py() is not False
+
+
+_PLAIN_TEXT: dict[str, Callable[[pa.Array], pa.Array | None]] = {
+    _INT: _int_text,
+    _DECIMAL: _decimal_text,
+    _DATE: _date_text,
+    _TIME: _time_text,
+    _TIMESTAMP: _timestamp_text,
+    _TIMESTAMP_TZ: _timestamp_text,
+}
+
+
+def _pg_vector(kind: str) -> _Vector | None:
+    """Render a column as :func:`_pg_renderer` does, or None when only the per-value path can."""
+    if kind == _BOOL:
+        return _Vector(lambda a: pc.if_else(a, "t", "f"))
+    if kind == _FLOAT:
+        return _Vector(_pg_float_text)
+    if kind == _TEXT:
+        return _Vector(_pg_text)
+    if kind == _TIMESTAMP_TZ:
+        return _Vector(_timestamp_text, after="+00:00")
+    plain = _PLAIN_TEXT.get(kind)
+    return None if plain is None else _Vector(plain)
+
+
+def _pg_float_text(values: pa.Array) -> pa.Array:
+    text = _float_text(values)
+    if _all_finite(values):
+        return text
+    # Arrow writes nan, inf and -inf.
+    return pc.replace_substring(pc.replace_substring(text, "nan", "NaN"), "inf", "Infinity")
+
+
+def _pg_text(values: pa.Array) -> pa.Array | None:
+    text = _as_text(values)
+    if not _layout(text)[1].all():
+        return None  # a NUL character: the per-value path raises, naming the column
+    return _escaped(text, _COPY_ESCAPE_TABLE)
+
+
+def _mysql_vector(kind: str) -> _Vector | None:
+    """Render a column as :func:`_mysql_renderer` does, or None when only the per-value path can."""
+    if kind == _BOOL:
+        return _Vector(lambda a: pc.if_else(a, "1", "0"))
+    if kind == _FLOAT:
+        return _Vector(lambda a: _float_text(a) if _all_finite(a) else None)
+    if kind == _TEXT:
+        return _Vector(lambda a: _escaped(_as_text(a), _MYSQL_ESCAPE_TABLE), "'", "'")
+    if kind in (_INT, _DECIMAL):
+        return _Vector(_PLAIN_TEXT[kind])
+    plain = _PLAIN_TEXT.get(kind)
+    return None if plain is None else _Vector(plain, "'", "'")
+
+
+def _vector_cells(array: pa.Array, vector: _Vector, null: str) -> _Cells | None:
+    try:
+        text = vector.render(array)
+    except pa.ArrowException:
+        return None
+    if text is None:
+        return None
+    if text.null_count == 0:
+        return vector.before, text, vector.after
+    if vector.before or vector.after:
+        text = _joined(text.type, vector.before, text, vector.after)
+    return "", pc.fill_null(text, pa.scalar(null, text.type)), ""
+
+
+def _joined_rows(
+    columns: list[_Cells], before: str, between: str, after: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Join rendered columns into rows ``before + cells joined by between + after``, back to back.
+
+    Returns the offsets of the rows (from 0) and all their bytes.
+    """
+    rows = len(columns[0][1])
+    constant = len(before) + len(after) + sum(len(b) + len(a) + len(between) for b, _, a in columns)
+    total = sum(text.nbytes for _, text, _ in columns) + rows * (constant + 8)
+    large = total > np.iinfo(np.int32).max or any(pat.is_large_string(text.type) for _, text, _ in columns)
+    kind = pa.large_string() if large else pa.string()
+    parts: list[pa.Array | str] = [before]
+    for i, (head, text, tail) in enumerate(columns):
+        parts += [between if i else "", head, text if text.type == kind else text.cast(kind), tail]
+    parts.append(after)
+    merged: list[pa.Array | str] = []
+    for part in parts:  # adjacent constants become one
+        if isinstance(part, str) and merged and isinstance(merged[-1], str):
+            merged[-1] += part
+        elif not isinstance(part, str) or part:
+            merged.append(part)
+    return _layout(_joined(kind, *merged))
 
 
 # --------------------------------------------------------------------------------------------
@@ -680,7 +957,7 @@ def _preamble(dialect: str, header: str) -> str:
 
 
 class _TableWriter:
-    """Turns record batches of one table into rows of rendered cells."""
+    """Turns record batches of one table into rendered cells, a column at a time."""
 
     def __init__(
         self, out: BinaryIO, table: ms.Table, schema: pa.Schema, plans: list[_ColumnPlan], dialect: str
@@ -692,14 +969,22 @@ class _TableWriter:
         self.dialect = dialect
         make = _pg_renderer if dialect == "postgresql" else _mysql_renderer
         self.renderers = [_guarded(table.name, p, make(table.name, p)) for p in plans]
+        vector = _pg_vector if dialect == "postgresql" else _mysql_vector
+        self.vectors = [vector(p.kind) for p in plans]
         self.null = "\\N" if dialect == "postgresql" else "NULL"
 
-    def rows(self, batch: pa.RecordBatch) -> Iterable[tuple[str, ...]]:
-        columns = [
-            _column_cells(batch, field, plan, render, self.null, self.table.name)
-            for field, plan, render in zip(self.schema, self.plans, self.renderers)
-        ]
-        return zip(*columns)
+    def columns(self, batch: pa.RecordBatch) -> list[_Cells]:
+        """Each column of ``batch`` rendered, NULL spelled out."""
+        cells = []
+        for field, plan, render, vector in zip(self.schema, self.plans, self.renderers, self.vectors):
+            array = _column_array(batch, field, plan, self.table.name)
+            text = None if vector is None else _vector_cells(array, vector, self.null)
+            if text is None:
+                if vector is not None:
+                    log.debug("SQL artifact: %s.%s rendered value by value", self.table.name, plan.name)
+                text = "", pa.array(_column_cells(array, render, self.null), pa.large_string()), ""
+            cells.append(text)
+        return cells
 
 
 def _write_postgres_table(writer: _TableWriter, batches: Iterable[pa.RecordBatch]) -> int:
@@ -709,10 +994,10 @@ def _write_postgres_table(writer: _TableWriter, batches: Iterable[pa.RecordBatch
     for batch in batches:
         if batch.num_rows == 0:
             continue
-        text = "".join("\t".join(row) + "\n" for row in writer.rows(batch))
+        _, data = _joined_rows(writer.columns(batch), "", "\t", "\n")
         if count == 0:
             out.write(copy.encode())
-        out.write(text.encode())
+        out.write(memoryview(data))
         count += batch.num_rows
         log.debug("SQL artifact: %s rows of %s written", count, table.name)
     if count:
@@ -723,27 +1008,38 @@ def _write_postgres_table(writer: _TableWriter, batches: Iterable[pa.RecordBatch
 def _write_mysql_table(writer: _TableWriter, batches: Iterable[pa.RecordBatch], max_bytes: int) -> int:
     out, table, dialect = writer.out, writer.table, writer.dialect
     columns = _quote_list(writer.schema.names, dialect)
-    prefix = f"INSERT INTO {_quote(table.name, dialect)} ({columns}) VALUES\n"
-    prefix_bytes = prefix.encode()
-    pending: list[bytes] = []
-    size = len(prefix_bytes)
+    prefix = f"INSERT INTO {_quote(table.name, dialect)} ({columns}) VALUES\n".encode()
+    pending: list[np.ndarray] = []  # runs of rows, each row followed by ",\n"
+    size = len(prefix)
     count = 0
 
     def flush() -> None:
         nonlocal size
         if pending:
-            out.write(prefix_bytes + b",\n".join(pending) + b";\n")
+            statement = bytearray(prefix)
+            for run in pending:
+                statement += memoryview(run)
+            statement[-2:] = b";\n"
+            out.write(statement)
             pending.clear()
-        size = len(prefix_bytes)
+        size = len(prefix)
 
     for batch in batches:
-        for row in writer.rows(batch):
-            encoded = ("(" + ",".join(row) + ")").encode()
-            # +2 for the ",\n" separator (or the closing ";\n").
-            if pending and size + len(encoded) + 2 > max_bytes:
+        ends, data = _joined_rows(writer.columns(batch), "(", ",", "),\n")
+        start, rows = 0, batch.num_rows
+        while start < rows:
+            # Rows start..stop-1 fit while the statement, with ",\n" (or ";\n") after each, stays
+            # within max_bytes; a row larger than that still gets a statement of its own.
+            stop = int(np.searchsorted(ends, max_bytes - size + ends[start], side="right")) - 1
+            stop = max(stop, start)
+            if stop == start and not pending:
+                stop = start + 1
+            if stop > start:
+                pending.append(data[ends[start]:ends[stop]])
+                size += int(ends[stop] - ends[start])
+            if stop < rows:
                 flush()
-            pending.append(encoded)
-            size += len(encoded) + 2
+            start = stop
         count += batch.num_rows
         log.debug("SQL artifact: %s rows of %s written", count, table.name)
     flush()
