@@ -423,7 +423,7 @@ class _TableValidation:
             if column.name not in frame.columns:
                 continue
             values = custom.as_arrow_strings(frame[column.name])
-            fps, idx, valid, _ = _encode_fingerprints(self.key, values)
+            fps, idx, valid = _encode_fingerprints(self.key, values)
             row_fps[column.name] = (_per_row(fps, idx, valid), valid)
             hit = _member(fps, self.identifiers)
             rows = valid & hit[idx] if fps.size else np.zeros(len(values), dtype=bool)
@@ -440,7 +440,7 @@ class _TableValidation:
             if name not in self.originals or name not in chunk.column_names or _edits_inside(column):
                 continue
             if name not in row_fps:
-                fps, idx, valid, _ = _encode_fingerprints(self.key, chunk.column(name))
+                fps, idx, valid = _encode_fingerprints(self.key, chunk.column(name))
                 row_fps[name] = (_per_row(fps, idx, valid), valid)
             mine, valid = row_fps[name]
             theirs = originals[name]
@@ -582,15 +582,19 @@ def _duplicate_rows(values: np.ndarray) -> int:
 
 
 def _encode_fingerprints(key: MaskingKey, values: pa.Array | pa.ChunkedArray):
-    """Fingerprint the distinct values of a column once; return (fps, row index, valid, distinct)."""
+    """Fingerprint the distinct values of a column once; return (fps, row index, valid).
+
+    The distinct values stay in Arrow: :func:`fingerprints` normalises and hashes them there,
+    as extraction did for the originals.
+    """
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     encoded = values.dictionary_encode()
-    distinct = encoded.dictionary.to_pylist()
-    fps = fingerprints(key, distinct) if distinct else np.zeros(0, dtype=np.uint64)
+    distinct = encoded.dictionary
+    fps = fingerprints(key, distinct) if len(distinct) else np.zeros(0, dtype=np.uint64)
     valid = encoded.indices.is_valid().to_numpy(zero_copy_only=False)
     idx = encoded.indices.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
-    return fps, idx, valid, distinct
+    return fps, idx, valid
 
 
 def _per_row(fps: np.ndarray, idx: np.ndarray, valid: np.ndarray) -> np.ndarray:
