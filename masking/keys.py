@@ -7,9 +7,10 @@ output. Only :attr:`MaskingKey.key_id`, a digest of the key, is ever recorded.
 
 The digest of ``value`` in a consistency domain is ``SHA-256(prefix || value)``, where
 ``prefix`` is a 64-byte secret (one whole SHA-256 block) derived from the key and the domain
-with HMAC-SHA512. Whole columns are hashed in DuckDB over Arrow buffers; short lists use a
-``hashlib`` object that has already absorbed the prefix. Both compute the same standard
-function, so a value gets the same digest whichever path hashes it.
+with HMAC-SHA512. Columns are hashed by the C extension ``_masking_sha256`` (built from
+``masking/_sha256.c``) straight from Arrow buffers (SHA-NI where the processor has it); single values use a ``hashlib`` object that
+has already absorbed the prefix. Both compute the same standard function, so a value gets the
+same digest whichever path hashes it.
 
 Why a secret prefix is a sound PRF here: the prefix fills the first block, so the hash runs
 from a secret 256-bit chaining value, as in NMAC's inner function. The known weakness of
@@ -27,20 +28,25 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import itertools
-import os
-import threading
 from collections.abc import Iterable
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+try:
+    import _masking_sha256 as _sha256
+except ImportError as exc:  # pragma: no cover - only when the project was copied, not installed
+    raise ImportError(
+        "the C extension _masking_sha256 is missing: install the project with `pip install -e .` "
+        "(or `make test`), which compiles masking/_sha256.c and needs a C compiler"
+    ) from exc
+
 DEMO_KEY_TEXT = "cleanroom-DEMO-KEY-not-secret-do-not-use-for-real-data"
 MIN_KEY_BYTES = 16
 
 BULK_MIN_VALUES = 4096
-"""Below this many values, hashing in Python is cheaper than one DuckDB query (~2 ms)."""
+"""From this many Python values on, :meth:`MaskingKey.digests64` canonicalises them in Arrow."""
 
 # Python's str.strip() removes these ASCII characters; the Arrow fingerprint path trims the same.
 _ASCII_STRIP = " \t\n\x0b\x0c\r\x1c\x1d\x1e\x1f"
@@ -126,33 +132,50 @@ class MaskingKey:
     def hexdigests_arrow(self, domain: str, array: pa.Array | pa.ChunkedArray, length: int) -> pa.Array:
         """Return the first ``length`` hex digits of :meth:`digest` per element; null stays null."""
         binary = canonical_binary(array)
-        if len(binary) < BULK_MIN_VALUES:
-            values = binary.to_pylist()
-            return pa.array([None if v is None else self.digest(domain, v).hex()[:length] for v in values], pa.string())
-        sql = f"SELECT left(sha256(?::BLOB || v), {int(length)}) FROM {{view}}"
-        return _duckdb_column(sql, self._prefix(domain), binary)
+        raw = _prefixed_digests(self._prefix(domain), _nulls_as_empty(binary), (length + 1) // 2)
+        hexed = np.empty((len(binary), 2 * raw.shape[1]), np.uint8)
+        hexed[:, 0::2] = _HEX_DIGITS[raw >> 4]
+        hexed[:, 1::2] = _HEX_DIGITS[raw & 0x0F]
+        data = np.ascontiguousarray(hexed[:, :length])
+        offsets = np.arange(len(binary) + 1, dtype=np.int32) * np.int32(length)
+        validity = binary.is_valid().buffers()[1] if binary.null_count else None
+        return pa.Array.from_buffers(
+            pa.string(), len(binary), [validity, pa.py_buffer(offsets), pa.py_buffer(data)], null_count=binary.null_count
+        )
 
     def _digests64_bytes(self, domain: str, values: list[bytes]) -> np.ndarray:
-        if len(values) >= BULK_MIN_VALUES:
-            return self._digests64_binary(domain, pa.array(values, pa.binary()))
-        hasher = self._hasher(domain)
-        out = bytearray()
-        for value in values:
-            h = hasher.copy()
-            h.update(value)
-            out += h.digest()[:8]
-        return np.frombuffer(bytes(out), dtype=">u8").astype(np.uint64)
+        return self._digests64_binary(domain, pa.array(values, pa.binary()))
 
     def _digests64_binary(self, domain: str, binary: pa.Array) -> np.ndarray:
-        if len(binary) < BULK_MIN_VALUES:
-            digests = self._digests64_bytes(domain, [b"" if v is None else v for v in binary.to_pylist()])
-        else:
-            sql = "SELECT ('0x' || left(sha256(?::BLOB || v), 16))::UBIGINT FROM {view}"
-            filled = pc.fill_null(binary, pa.scalar(b"", binary.type)) if binary.null_count else binary
-            digests = _duckdb_column(sql, self._prefix(domain), filled).to_numpy(zero_copy_only=False).astype(np.uint64)
+        raw = _prefixed_digests(self._prefix(domain), _nulls_as_empty(binary), 8)
+        digests = raw.view(">u8").reshape(-1).astype(np.uint64)
         if binary.null_count:
             digests[binary.is_null().to_numpy(zero_copy_only=False)] = 0
         return digests
+
+
+_HEX_DIGITS = np.frombuffer(b"0123456789abcdef", np.uint8)
+
+
+def _nulls_as_empty(binary: pa.Array) -> pa.Array:
+    """Give null slots empty values: Arrow lets a null slot span bytes that must not be hashed."""
+    return pc.fill_null(binary, pa.scalar(b"", binary.type)) if binary.null_count else binary
+
+
+def _prefixed_digests(prefix: bytes, binary: pa.Array, size: int) -> np.ndarray:
+    """The first ``size`` bytes of SHA-256(prefix || value) per value, as an (n, size) uint8 array.
+
+    ``binary`` is an Arrow binary or large binary array without nulls; the C extension reads
+    its offset and data buffers in place, so no Python object is built per value.
+    """
+    wide = pa.types.is_large_binary(binary.type)
+    out = np.empty((len(binary), size), np.uint8)
+    if not len(binary):
+        return out
+    _, offsets, data = binary.buffers()
+    positions = np.frombuffer(offsets, np.int64 if wide else np.int32)[binary.offset : binary.offset + len(binary) + 1]
+    _sha256.prefixed_digests(prefix, positions, b"" if data is None else data, out, size, wide)
+    return out
 
 
 def canonical_bytes(value: object) -> bytes:
@@ -204,41 +227,6 @@ def canonical_binary(array: pa.Array | pa.ChunkedArray) -> pa.Array:
     if _utc_or_naive_microseconds(kind):
         return _datetime_text(array, "T").cast(pa.binary())
     return pa.array([None if v is None else canonical_bytes(v) for v in array.to_pylist()], pa.binary())
-
-
-# --- DuckDB, for whole columns -------------------------------------------------------------------
-
-_duckdb_lock = threading.Lock()
-_duckdb_state: dict[str, object] = {}
-_view_names = itertools.count()
-_CHUNK_ROWS = 65_536
-
-
-def _duckdb_column(sql: str, prefix: bytes, binary: pa.Array) -> pa.Array:
-    """Run ``sql`` over ``binary`` as the view ``{view}(v)`` with ``prefix`` bound to ``?``.
-
-    The prefix is a bound parameter, never part of the SQL text. The database is in memory
-    and private to the process; every call uses its own cursor, so threads do not share one.
-    """
-    with _duckdb_lock:
-        root = _duckdb_state.get("connection")
-        if root is None:
-            import duckdb
-
-            threads = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
-            root = duckdb.connect(":memory:", config={"preserve_insertion_order": True, "threads": threads})
-            _duckdb_state["connection"] = root
-        cursor = root.cursor()
-        name = f"cleanroom_values_{next(_view_names)}"
-    try:
-        # Chunks let DuckDB hash on every core; insertion order is preserved.
-        cursor.register(name, pa.Table.from_batches(pa.table({"v": binary}).to_batches(max_chunksize=_CHUNK_ROWS)))
-        result = cursor.sql(sql.format(view=name), params=[prefix]).to_arrow_table()
-        cursor.unregister(name)
-    finally:
-        cursor.close()
-    column = result.column(0)
-    return column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
 
 
 # --- fingerprints ----------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Keyed digests: one definition, whichever path (Python, DuckDB over Arrow) computes it."""
+"""Keyed digests: one definition, whichever path (hashlib, the C extension over Arrow) computes it."""
 
 from __future__ import annotations
 
@@ -152,3 +152,71 @@ def test_fingerprints_of_arrow_timestamps_equal_those_of_their_python_values(tz)
 
     assert from_arrow == [0 if v is None else reference(KEY, keys.FINGERPRINT_DOMAIN, normalise_for_fingerprint(v))
                           for v in values]
+
+
+# --- the C extension -------------------------------------------------------------------------------
+
+# Lengths around the SHA-256 padding edges: 55 bytes still fit the length field in one block,
+# 56 need a second; 64 and 128 are whole blocks after the prefix.
+EDGE_LENGTHS = [0, 1, 54, 55, 56, 57, 63, 64, 65, 119, 120, 127, 128, 129, 1000]
+EXTENSION_CHECK = """
+import hashlib, os, sys
+import numpy as np, pyarrow as pa
+import _masking_sha256 as _sha256
+prefix = os.urandom(64)
+values = [os.urandom(n) for n in list(range(300)) + [1000, 4096]] * 2
+array = pa.array(values, pa.binary())
+offsets = np.frombuffer(array.buffers()[1], np.int32)[: len(array) + 1]
+out = bytearray(32 * len(values))
+_sha256.prefixed_digests(prefix, offsets, array.buffers()[2], out, 32, False)
+assert bytes(out) == b"".join(hashlib.sha256(prefix + v).digest() for v in values)
+print(_sha256.implementation())
+"""
+
+
+@pytest.mark.parametrize("portable", [False, True], ids=["native", "portable"])
+def test_extension_equals_hashlib_on_every_length_in_both_implementations(portable):
+    env = {**__import__("os").environ, **({"CLEANROOM_SHA256_PORTABLE": "1"} if portable else {})}
+
+    done = subprocess.run([sys.executable, "-c", EXTENSION_CHECK], capture_output=True, text=True, env=env)
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() in (["portable"] if portable else ["sha-ni", "portable"])
+
+
+@pytest.mark.parametrize("large", [False, True], ids=["binary", "large_binary"])
+def test_sliced_arrays_with_nulls_hash_like_their_python_values(large):
+    values = [bytes(range(n % 256)) * (1 + n // 256) for n in EDGE_LENGTHS * 3] + [None, b"tail"]
+    array = pa.array(values, pa.large_binary() if large else pa.binary()).slice(5)
+
+    digests = KEY.digests64_arrow("d", array)
+
+    expected = [0 if v is None else reference(KEY, "d", v) for v in values[5:]]
+    assert digests.tolist() == expected
+
+
+def test_hex_digests_keep_nulls_and_odd_lengths():
+    array = pa.array(["a", None, "b" * 70])
+
+    hexed = KEY.hexdigests_arrow("h", array, 15).to_pylist()
+
+    assert hexed[1] is None
+    assert hexed[0] == KEY.digest("h", b"a").hex()[:15]
+    assert hexed[2] == KEY.digest("h", b"b" * 70).hex()[:15]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ((b"p" * 63, np.zeros(1, np.int32), b"", bytearray(8), 8, False), "64 bytes"),
+        ((b"p" * 64, np.zeros(1, np.int32), b"", bytearray(8), 33, False), "between 1 and 32"),
+        ((b"p" * 64, np.array([0, 9], np.int32), b"short", bytearray(8), 8, False), "outside the data buffer"),
+        ((b"p" * 64, np.array([0, 1], np.int32), b"x", bytearray(4), 8, False), "too small"),
+    ],
+    ids=["short-prefix", "digest-size", "offset-past-data", "small-output"],
+)
+def test_extension_refuses_bad_buffers(args, message):
+    import _masking_sha256 as _sha256
+
+    with pytest.raises(ValueError, match=message):
+        _sha256.prefixed_digests(*args)
