@@ -12,17 +12,21 @@ sample values; they are requested with no samples and read for their counts alon
 
 Known limitations:
     Uniqueness and foreign keys are compared on 64-bit hashes of the values: a hash collision
-    can only report a false duplicate or hide one dangling key in about 2**64. Original row
-    fingerprints are held for a whole column (8 bytes a row). The detector pass dominates the
-    run time; ``python -m expectations.benchmark`` measures it.
+    can only report a false duplicate or hide one dangling key in about 2**64. The hashes and
+    fingerprints that span a table or the snapshot (unique columns, keys, original values) are
+    spilled to partitions on disk (:mod:`expectations.spill`), so memory holds one partition
+    and a fixed-size Bloom filter, not the snapshot. The detector pass dominates the run time;
+    ``python -m expectations.benchmark`` measures it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import logging
 import re
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -33,6 +37,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from expectations import spill
 from masking import detectors
 from masking.errors import CleanroomError
 from masking.keys import MaskingKey, fingerprints
@@ -243,10 +248,11 @@ def validate_snapshot(
     tables: list[TableInput],
     dropped: list[str],
     published_tables: set[str],
-    identifier_fingerprints: np.ndarray,
+    identifier_fingerprints: np.ndarray | Iterable[np.ndarray],
     key: MaskingKey,
     foreign_keys: list[tuple[str, tuple[str, ...], str, tuple[str, ...]]],
     report_dir: Path | None = None,
+    work_dir: Path | None = None,
 ) -> dict:
     """Validate every published table of a masked snapshot and return a summary of counts.
 
@@ -254,6 +260,9 @@ def validate_snapshot(
     holds check names, table and column names, counts and rates, never a value; it does not
     raise on failed checks (see :func:`failures`). With ``report_dir``, each table's suite is
     written to ``report_dir/suites/<table>.json`` and loaded back as a check.
+    ``identifier_fingerprints`` (one array, or blocks of one) are the fingerprints of original
+    values that must appear nowhere. Spilled sets go under ``work_dir`` (a private folder; a
+    temporary one when None), removed when the call returns.
 
     A column's ``allow`` list only removes pattern checks. The survivor checks ignore it: an
     allowed email that is also an original value of a masked column fails ``no_original_values``.
@@ -266,22 +275,30 @@ def validate_snapshot(
     """
     started = time.perf_counter()
     runner = _Runner.get()
-    identifiers = _sorted_unique(np.asarray(identifier_fingerprints, dtype=np.uint64))
     checks = _Checks()
     for name in dropped:
         present = name in published_tables
         checks.set(name, None, DROPPED_TABLE, unexpected=int(present), elements=1)
 
-    by_name = {t.name: t for t in tables}
-    key_sets = _KeySets(by_name)
-    for table in tables:
-        suite = build_suite(source, table)
-        if report_dir is not None:
-            path = Path(report_dir) / "suites" / f"{table.name}.json"
-            save_suite(suite, path)
-            load_suite(path)
-        fks = [(cols, ref, ref_cols) for child, cols, ref, ref_cols in foreign_keys if child == table.name]
-        _TableValidation(runner, suite, table, identifiers, key, fks, key_sets, checks).run()
+    with contextlib.ExitStack() as stack:
+        if work_dir is None:
+            work_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cleanroom-gate-")))
+        else:
+            work_dir = Path(work_dir)
+            stack.callback(_remove_tree, work_dir)
+        spilled = _Spilled(work_dir, sum(t.expected_rows for t in tables), identifier_fingerprints)
+        by_name = {t.name: t for t in tables}
+        key_sets = _KeySets(by_name, spilled)
+        for table in tables:
+            suite = build_suite(source, table)
+            if report_dir is not None:
+                path = Path(report_dir) / "suites" / f"{table.name}.json"
+                save_suite(suite, path)
+                load_suite(path)
+            fks = [(cols, ref, ref_cols) for child, cols, ref, ref_cols in foreign_keys if child == table.name]
+            _TableValidation(runner, suite, table, spilled, key, fks, key_sets, checks).run()
+        for (table_name, column), rows in spilled.probes.hit_rows().items():
+            checks.add(table_name, column, NO_ORIGINAL, len(rows), 0)
 
     summary = _summary(checks, tables, runner.version)
     log.info(
@@ -318,16 +335,16 @@ def _summary(checks: _Checks, tables: list[TableInput], version: str) -> dict:
 class _TableValidation:
     """One pass over a published table: GX per chunk, then the numpy checks on the same chunk."""
 
-    def __init__(self, runner, suite, table, identifiers, key, fks, key_sets, checks) -> None:
+    def __init__(self, runner, suite, table, spilled, key, fks, key_sets, checks) -> None:
         self.runner, self.suite, self.table = runner, suite, table
-        self.identifiers, self.key, self.fks, self.key_sets, self.checks = identifiers, key, fks, key_sets, checks
+        self.spilled, self.key, self.fks, self.key_sets, self.checks = spilled, key, fks, key_sets, checks
         self.columns = {c.name: c for c in table.columns if c.transform != "drop"}
         self.dropped_columns = {c.name for c in table.columns if c.transform == "drop"}
         self.text = [c for c in self.columns.values() if c.logical in SURVIVOR_LOGICAL]
         self.row_scoped = [c for c in self.columns.values() if c.survivor_scope in ("row", "set")]
         self.originals: dict[str, _RowStream] = {}
-        self.unique_hashes: dict[str, list[np.ndarray]] = {c.name: [] for c in self.columns.values() if c.unique}
-        self.fk_hashes: list[list[np.ndarray]] = [[] for _ in fks]
+        self.unique_hashes = {c.name: spilled.new_set() for c in self.columns.values() if c.unique}
+        self.fk_hashes = [spilled.new_set() for _ in fks]
         self.offset = 0
         self.gx_rows = 0
 
@@ -419,22 +436,27 @@ class _TableValidation:
         from expectations import custom
 
         row_fps: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        probes = self.spilled.probes
         for column in self.text:
             if column.name not in frame.columns:
                 continue
+            label = (self.table.name, column.name)
             values = custom.as_arrow_strings(frame[column.name])
             fps, idx, valid = _encode_fingerprints(self.key, values)
-            row_fps[column.name] = (_per_row(fps, idx, valid), valid)
-            hit = _member(fps, self.identifiers)
-            rows = valid & hit[idx] if fps.size else np.zeros(len(values), dtype=bool)
+            mine = _per_row(fps, idx, valid)
+            row_fps[column.name] = (mine, valid)
+            # Distinct values the Bloom filter cannot rule out go to the exact check at the end.
+            rows = valid & probes.maybe(fps)[idx] if fps.size else np.zeros(len(values), dtype=bool)
             if _edits_inside(column) and column.name in self.originals:
                 # Text that held nothing to replace is published as it was: only the tokens inside
                 # it (checked below) may not survive, not the unchanged text itself.
-                rows &= row_fps[column.name][0] != originals[column.name]
+                rows &= mine != originals[column.name]
+            picked = np.flatnonzero(rows)
+            probes.ask(label, mine[picked], self.offset + picked)
             if column.logical in PATTERN_LOGICAL:
-                rows |= self._embedded_hits(custom.findings_for(frame[column.name]), len(values))
-                rows |= self._digit_run_hits(values)
-            self.checks.add(self.table.name, column.name, NO_ORIGINAL, int(rows.sum()), int(valid.sum()))
+                self._ask_tokens(label, [(row, token) for row, _, token in custom.findings_for(frame[column.name]).tokens])
+                self._ask_tokens(label, self._digit_runs(values))
+            self.checks.add(self.table.name, column.name, NO_ORIGINAL, 0, int(valid.sum()))
 
         for name, column in self.columns.items():
             if name not in self.originals or name not in chunk.column_names or _edits_inside(column):
@@ -447,8 +469,9 @@ class _TableValidation:
             kept = (mine == theirs) & (theirs != 0) & valid
             self.checks.add(self.table.name, name, NO_ROW_KEPT, int(kept.sum()), int(((theirs != 0) & valid).sum()))
 
-    def _digit_run_hits(self, values: pa.Array | pa.ChunkedArray) -> np.ndarray:
-        """Flag rows whose text holds an original value as a bare run of digits.
+    @staticmethod
+    def _digit_runs(values: pa.Array | pa.ChunkedArray) -> list[tuple[int, str]]:
+        """(row, digits) for every bare run of 7 to 15 digits in the chunk's text.
 
         A phone number written as "7763661934" without a phone word is no pattern the
         detectors may claim (it could be any id), but when it equals an original value of a
@@ -456,36 +479,24 @@ class _TableValidation:
         """
         import pyarrow.compute as pc
 
-        rows = np.zeros(len(values), dtype=bool)
         candidates = pc.fill_null(pc.match_substring_regex(values, r"[0-9]{7}"), False).to_numpy(zero_copy_only=False)
-        if not candidates.any():
-            return rows
-        tokens = [
-            (i, run) for i in np.flatnonzero(candidates)
-            for run in DIGIT_RUN.findall(values[int(i)].as_py())
-        ]
-        if tokens:
-            hit = np.isin(fingerprints(self.key, [t for _, t in tokens]), self.identifiers)
-            rows[np.array([r for r, _ in tokens], dtype=np.int64)[hit]] = True
-        return rows
+        return [(int(i), run) for i in np.flatnonzero(candidates) for run in DIGIT_RUN.findall(values[int(i)].as_py())]
 
-    def _embedded_hits(self, found, length: int) -> np.ndarray:
-        tokens = [(row, token) for row, _, token in found.tokens]
-        rows = np.zeros(length, dtype=bool)
+    def _ask_tokens(self, label: tuple[str, str], tokens: list[tuple[int, str]]) -> None:
+        """Ask whether text found inside the chunk's values (row, token) is an original value."""
         if tokens:
-            hit = _member(fingerprints(self.key, [t for _, t in tokens]), self.identifiers)
-            rows[np.array([r for r, _ in tokens], dtype=np.int64)[hit]] = True
-        return rows
+            rows = np.array([row for row, _ in tokens], dtype=np.int64)
+            self.spilled.probes.ask(label, fingerprints(self.key, [t for _, t in tokens]), self.offset + rows)
 
     def _collect_keys(self, chunk: pa.Table) -> None:
-        for name, parts in self.unique_hashes.items():
+        for name, hashed in self.unique_hashes.items():
             if name in chunk.column_names:
                 hashes, valid = _hash_keys([chunk.column(name)])
-                parts.append(hashes[valid])
-        for (cols, _, _), parts in zip(self.fks, self.fk_hashes):
+                hashed.add(hashes[valid])
+        for (cols, _, _), hashed in zip(self.fks, self.fk_hashes):
             if all(c in chunk.column_names for c in cols):
                 hashes, valid = _hash_keys([chunk.column(c) for c in cols])
-                parts.append(hashes[valid])
+                hashed.add(hashes[valid])
 
     def _finish(self) -> None:
         name = self.table.name
@@ -500,37 +511,61 @@ class _TableValidation:
                     name, column, off, self.offset, check,
                 )
                 self.checks.add(name, column, check, off, 0, passed=False)
-        for column, parts in self.unique_hashes.items():
-            values = np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
-            self.checks.set(name, column, UNIQUE, _duplicate_rows(values), len(values))
-        for (cols, ref, ref_cols), parts in zip(self.fks, self.fk_hashes):
-            values = np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
+        parts = range(self.spilled.partitions)
+        for column, hashed in self.unique_hashes.items():
+            duplicates = sum(spill.duplicate_rows(hashed.values(p)) for p in parts)
+            self.checks.set(name, column, UNIQUE, duplicates, hashed.count)
+        for (cols, ref, ref_cols), hashed in zip(self.fks, self.fk_hashes):
             referenced = self.key_sets.get(ref, ref_cols)
-            dangling = int((~_member(values, referenced)).sum())
-            self.checks.set(name, ",".join(cols), f"{FOREIGN_KEY}:{ref}", dangling, len(values))
+            dangling = sum(int((~spill.member(hashed.values(p), referenced.sorted_unique(p))).sum()) for p in parts)
+            self.checks.set(name, ",".join(cols), f"{FOREIGN_KEY}:{ref}", dangling, hashed.count)
 
 
 class _KeySets:
-    """Sorted hashes of referenced key columns, read once per (table, columns)."""
+    """Hashes of referenced key columns, spilled once per (table, columns)."""
 
-    def __init__(self, tables: dict[str, TableInput]) -> None:
-        self.tables = tables
-        self.cache: dict[tuple[str, tuple[str, ...]], np.ndarray] = {}
+    def __init__(self, tables: dict[str, TableInput], spilled: _Spilled) -> None:
+        self.tables, self.spilled = tables, spilled
+        self.cache: dict[tuple[str, tuple[str, ...]], spill.PartitionedSet] = {}
 
-    def get(self, table: str, columns: tuple[str, ...]) -> np.ndarray:
+    def get(self, table: str, columns: tuple[str, ...]) -> spill.PartitionedSet:
         slot = (table, tuple(columns))
         if slot not in self.cache:
+            hashed = self.cache[slot] = self.spilled.new_set()
             source = self.tables.get(table)
             if source is None:
                 log.warning("referenced table %s is not published; every key referring to it dangles", table)
-                self.cache[slot] = np.zeros(0, dtype=np.uint64)
             else:
-                parts = []
                 for batch in source.batches():
                     hashes, valid = _hash_keys([batch.column(c) for c in columns])
-                    parts.append(hashes[valid])
-                self.cache[slot] = _sorted_unique(np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64))
+                    hashed.add(hashes[valid])
         return self.cache[slot]
+
+
+class _Spilled:
+    """The snapshot's spilled sets: original-value fingerprints, probes against them, key hashes."""
+
+    def __init__(self, folder: Path, rows: int, identifier_fingerprints: np.ndarray | Iterable[np.ndarray]) -> None:
+        self.folder = folder
+        self.partitions = spill.partitions_for(rows)
+        self._sets = 0
+        blocks = [identifier_fingerprints] if isinstance(identifier_fingerprints, np.ndarray) else identifier_fingerprints
+        identifiers = spill.fill(self.new_set(), blocks)
+        self.probes = spill.Probes(folder / "probes", self.partitions, identifiers, spill.bloom_of(identifiers))
+        log.debug(
+            "gate: %d original fingerprint(s) in %d partition(s), Bloom filter %d KiB",
+            identifiers.count, self.partitions, self.probes.bloom.nbytes // 1024,
+        )
+
+    def new_set(self) -> spill.PartitionedSet:
+        self._sets += 1
+        return spill.PartitionedSet(self.folder / f"set-{self._sets:05d}", self.partitions)
+
+
+def _remove_tree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -551,34 +586,6 @@ def _chunks(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.Table]:
             pending, size = [], 0
     if pending:
         yield pa.Table.from_batches(pending)
-
-
-def _sorted_unique(values: np.ndarray) -> np.ndarray:
-    """Return sorted distinct values (np.unique hashes uint64 slowly on numpy 2.4; sorting is faster)."""
-    if values.size and np.all(values[1:] > values[:-1]):
-        return values
-    values = np.sort(values)
-    return values[np.concatenate(([True], values[1:] != values[:-1]))] if values.size else values
-
-
-def _member(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
-    """Return, per value, whether it is in ``sorted_set`` (sorted, distinct)."""
-    if not sorted_set.size or not values.size:
-        return np.zeros(values.shape, dtype=bool)
-    at = np.minimum(np.searchsorted(sorted_set, values), sorted_set.size - 1)
-    return sorted_set[at] == values
-
-
-def _duplicate_rows(values: np.ndarray) -> int:
-    """Count rows whose value occurs more than once (every occurrence, as GX counts them)."""
-    if values.size < 2:
-        return 0
-    values = np.sort(values)
-    same = values[1:] == values[:-1]
-    involved = np.zeros(values.size, dtype=bool)
-    involved[1:] |= same
-    involved[:-1] |= same
-    return int(involved.sum())
 
 
 def _encode_fingerprints(key: MaskingKey, values: pa.Array | pa.ChunkedArray):

@@ -326,3 +326,36 @@ def test_original_phone_as_bare_digits_inside_a_note_fails_the_survivor_check():
     )
     failed = {(t, c, check): n for t, c, check, n in gate.failures(summary)}
     assert failed == {("t", "note", "no_original_values"): 1}
+
+
+@pytest.fixture
+def many_partitions(monkeypatch):
+    """Spill every set of these tiny tables over 16 partitions, as at a hundred million rows."""
+    from expectations import spill
+
+    monkeypatch.setattr(spill, "PARTITION_TARGET", 1)
+    assert spill.partitions_for(10) == 16
+
+
+@pytest.mark.parametrize("scenario", [
+    test_kept_personal_column_fails_survivor_set_check,
+    test_fake_equal_to_another_persons_original_fails_set_check_only,
+    test_email_in_free_text_fails_pattern_and_survivor_checks,
+    test_duplicate_across_batches_in_unique_column_fails,
+    test_dangling_foreign_key_fails,
+    test_original_phone_as_bare_digits_inside_a_note_fails_the_survivor_check,
+], ids=lambda f: f.__name__.removeprefix("test_"))
+def test_leaks_are_found_the_same_when_sets_spill_over_many_partitions(many_partitions, scenario):
+    scenario()
+
+
+def test_clean_snapshot_passes_over_many_partitions_and_leaves_no_spill(many_partitions, tmp_path):
+    work = tmp_path / "gate"
+    summary = validate_snapshot(
+        source="shop", tables=[customers(), orders()], dropped=[], published_tables={"customers", "orders"},
+        identifier_fingerprints=iter([identifiers()[:4], identifiers()[4:]]), key=KEY,
+        foreign_keys=[("orders", ("customer_id",), "customers", ("id",))], work_dir=work,
+    )
+
+    assert fired(summary) == set()
+    assert not work.exists()

@@ -366,11 +366,10 @@ def validate(source: SourceConfig, plan_: dict[str, Any], results: list[dict[str
     private = work_dir(source, plan_["version"])
     by_table = {r["table"]: r for r in merge_results(results)}
 
-    inputs, id_sets = [], []
+    inputs = []
     for name, result in sorted(by_table.items()):
         table, rule = schema.tables[name], policy.tables[name]
         folder = private / "fingerprints" / name
-        id_sets += read_fingerprints(*sorted(folder.glob("part-*/identifiers.u64")))
         columns = [
             gate.ColumnInput(
                 name=c, logical=table.column(c).logical, transform=rule.columns[c].label,
@@ -395,11 +394,13 @@ def validate(source: SourceConfig, plan_: dict[str, Any], results: list[dict[str
         if fk.ref_table in by_table and all(c in by_table[t.name]["published_columns"] for c in fk.columns)
         and by_table[fk.ref_table]["action"] == P.MASK and by_table[t.name]["action"] == P.MASK
     ]
-    identifiers = np.unique(np.concatenate(id_sets)) if id_sets else np.zeros(0, np.uint64)
+    # Streamed block by block: the gate spills them to disk partitions, never one array.
+    identifiers = read_fingerprints(*sorted(private.glob("fingerprints/*/part-*/identifiers.u64")))
     published = set(bucket.list_dirs(f"{source.name}/{plan_['version']}/tables"))
     summary = gate.validate_snapshot(
         source=source.name, tables=inputs, dropped=plan_["dropped"], published_tables=published,
         identifier_fingerprints=identifiers, key=key, foreign_keys=fks, report_dir=private / "report",
+        work_dir=private / "gate",
     )
     summary["seconds"] = round(time.perf_counter() - started, 3)
     report = private / "report" / "privacy-report.html"
