@@ -149,32 +149,27 @@ def analyse(array: pa.Array | pa.ChunkedArray) -> Findings:
     if rest.size == 0:
         return found
     subset = array.take(pa.array(rest)) if rest.size < len(array) else array
-    candidates = rest[detectors.row_mask(subset)]
-    if candidates.size == 0:
+    # One detector pass over the distinct texts: find_all confirms each candidate once and hands
+    # back its matches, so no second search per row is needed to read them.
+    encoded = subset.dictionary_encode() if isinstance(subset, pa.Array) else subset.combine_chunks().dictionary_encode()
+    per_text: dict[int, list[tuple[str, str]]] = {}
+    for position, text, matches in detectors.find_all(encoded.dictionary):
+        tokens = [(m.kind, text[m.start:m.end]) for m in matches]
+        tokens = [(kind, token) for kind, token in tokens if not is_reserved(kind, token)]
+        if tokens:
+            per_text[position] = tokens
+    if not per_text:
         return found
-
-    subset = array.take(pa.array(candidates))
-    # Try in Python only the kinds whose prefilter hits the row: a full find() runs all fifteen.
-    flagged = np.column_stack([
-        pc.match_substring_regex(subset, d.pattern).fill_null(False).to_numpy(zero_copy_only=False)
-        for d in detectors.DETECTORS.values()
-    ])
-    kinds = np.array(list(detectors.DETECTORS), dtype=object)
-    per_text: dict[str, list[tuple[str, str]]] = {}
+    indices = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+    hit_rows = np.flatnonzero(np.isin(indices, np.fromiter(per_text, dtype=np.int64)))
     rows: dict[str, list[int]] = {}
-    for row, text, hits in zip(candidates.tolist(), subset.to_pylist(), flagged):
-        if text not in per_text:
-            per_text[text] = _matches(text, kinds[hits])
-        for kind, token in per_text[text]:
+    for at in hit_rows.tolist():
+        row = int(rest[at])
+        for kind, token in per_text[int(indices[at])]:
             rows.setdefault(kind, []).append(row)
             found.tokens.append((row, kind, token))
     found.rows = {kind: np.unique(np.array(hit, dtype=np.int64)) for kind, hit in rows.items()}
     return found
-
-
-def _matches(text: str, kinds) -> list[tuple[str, str]]:
-    tokens = [(m.kind, text[m.start:m.end]) for m in detectors.find(text, kinds)]
-    return [(kind, token) for kind, token in tokens if not is_reserved(kind, token)]
 
 
 class ColumnValuesHoldNoDetectorMatch(ColumnMapMetricProvider):
