@@ -156,6 +156,9 @@ _WORKER: dict[str, Any] = {}
 
 
 def _init_worker(masker: BatchMasker) -> None:
+    from cleanroom.memory import use_returning_allocator
+
+    use_returning_allocator()
     _WORKER["masker"] = masker
 
 

@@ -24,6 +24,7 @@ from cleanroom import snapshot
 from cleanroom.bucket import Bucket, HashingWriter
 from cleanroom.config import SourceConfig
 from cleanroom.masker import BatchMasker, MaskedBatch, mask_stream
+from cleanroom.memory import use_returning_allocator
 from masking import detectors
 from masking import policy as P
 from masking import schema as S
@@ -234,6 +235,7 @@ def _extract(conn, source: SourceConfig, plan_: dict[str, Any], job: dict[str, A
     from cleanroom.consistency import chunk_where, combine_where
     from masking.classify import classify_column
 
+    use_returning_allocator()
     started = time.perf_counter()
     schema = S.Schema.from_dict(plan_["schema"])
     policy = checked_policy(source, schema, plan_["policy_sha256"])
@@ -357,7 +359,7 @@ def validate(source: SourceConfig, plan_: dict[str, Any], results: list[dict[str
     """Run the Great Expectations gate over the published Parquet; raise when anything leaks."""
     from expectations import gate
 
-
+    use_returning_allocator()
     started = time.perf_counter()
     schema = S.Schema.from_dict(plan_["schema"])
     policy = checked_policy(source, schema, plan_["policy_sha256"])
@@ -494,6 +496,7 @@ def write_sql(source: SourceConfig, plan_: dict[str, Any], results: list[dict[st
 
     Returns ``{"artifacts": [...]}``, one entry per dialect with path, sha256 and size.
     """
+    use_returning_allocator()
     artifacts = [_write_sql_dialect(source, plan_, results, d) for d in sql_dialects(plan_["dialect"])]
     return {"artifacts": artifacts}
 
