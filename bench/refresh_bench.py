@@ -12,7 +12,9 @@ In the same run it measures:
     Great Expectations gate, SQL artifact, publish), in a child process with a fresh
     ``AIRFLOW_HOME``; metadata-db creation is not timed;
 (e) pganonymize and pynonymizer, from a separate venv under /tmp, each on a copy of the
-    database (``CREATE DATABASE ... TEMPLATE``), if they install and run.
+    database (``CREATE DATABASE ... TEMPLATE``), if they install and run;
+(f) every task of the DAG in a process of its own, as Airflow's executors run them, with the
+    peak RSS of each task process.
 
 Every figure is rows/s; ratios compare to pg_dump of the same tables in the same run. The
 bench databases are dropped at the end, also on failure.
@@ -34,6 +36,7 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 PG = "postgresql://postgres@127.0.0.1:5432"
 PSQL = ["psql", "-h", "127.0.0.1", "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-q", "-X"]
@@ -226,6 +229,71 @@ def child_refresh(folder: str) -> dict:
     }
 
 
+def child_task(db: str, folder: str, step: str) -> dict:
+    """(f): one pipeline step in a process of its own, as an Airflow worker runs one task.
+
+    The steps hand each other JSON files, as XCom would; ``per_table`` consistency, so every
+    table (or chunk) is its own extract task, the default mapped-task shape of the DAG.
+    """
+    from cleanroom import pipeline
+    from cleanroom.config import SourceConfig
+
+    root = Path(folder)
+    state = root / "tasks"
+    state.mkdir(exist_ok=True)
+    source = SourceConfig(
+        name=SOURCE, policy=root / "policy.yaml", bucket=(root / "bucket-f").as_uri(), url=f"{PG}/{db}",
+        demo_key=True, work_dir=root / "work-f", consistency="per_table",
+    )
+    load = lambda name: json.loads((state / name).read_text())  # noqa: E731
+    started = time.perf_counter()
+    if step == "plan":
+        out: Any = pipeline.plan(source, "bench_tasks")
+        (state / "plan.json").write_text(json.dumps(out))
+        out = {"jobs": len(out["jobs"])}
+    elif step.startswith("extract:"):
+        index = int(step.split(":")[1])
+        plan_ = load("plan.json")
+        (state / f"extract-{index:04d}.json").write_text(json.dumps(pipeline.extract_table(source, plan_, plan_["jobs"][index])))
+        out = {}
+    else:
+        plan_ = load("plan.json")
+        results = [json.loads(p.read_text()) for p in sorted(state.glob("extract-*.json"))]
+        if step == "validate":
+            (state / "validation.json").write_text(json.dumps(pipeline.validate(source, plan_, results)))
+        elif step == "write_sql":
+            (state / "sql.json").write_text(json.dumps(pipeline.write_sql(source, plan_, results)))
+        else:
+            pipeline.publish(source, plan_, results, load("validation.json"), load("sql.json"))
+        out = {}
+    return {
+        **out, "seconds": time.perf_counter() - started,
+        "ru_maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "workers_maxrss": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024,
+    }
+
+
+def measure_tasks(db: str, root: Path, total: int, dump_all: float) -> list[str]:
+    """(f): every task in its own process; peak RSS per task, the requirement's measure."""
+    plan = run_child("_task", db, str(root), "plan")
+    steps = [("plan", plan)]
+    steps += [("extract", run_child("_task", db, str(root), f"extract:{i}")) for i in range(plan["jobs"])]
+    steps += [(name, run_child("_task", db, str(root), name)) for name in ("validate", "write_sql", "publish")]
+    seconds = sum(r["seconds"] for _, r in steps)
+    ratio = total / seconds / (total / dump_all)
+    lines = [f"{'(f) one process per task, step time only':<52} {total:10,} {seconds:8.1f} {rate(total, seconds)} "
+             f"{ratio:9.3f}x {mb(max(r['ru_maxrss'] for _, r in steps))}"]
+    for name in dict.fromkeys(n for n, _ in steps):
+        own = [r for n, r in steps if n == name]
+        line = f"    {name}: {len(own)} task(s), {sum(r['seconds'] for r in own):.1f}s, peak RSS {max(r['ru_maxrss'] for r in own) / 2**20:,.0f} MB"
+        if name == "extract":
+            # Only extract starts processes of its own (masking workers); elsewhere a child is a
+            # fork+exec helper (platform's `file`), whose ru_maxrss is the parent's at the fork.
+            line += f", largest masking worker {max(r['workers_maxrss'] for r in own) / 2**20:,.0f} MB"
+        lines.append(line)
+    return lines
+
+
 def run_child(*args: str) -> dict:
     done = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)
     lines = [l for l in done.stdout.splitlines() if l.startswith("RESULT ")]
@@ -338,6 +406,7 @@ def main() -> int:
     parser.add_argument("--scale", type=float, default=1.0, help="1.0 = 1M customers, 2M orders, 2M payments")
     parser.add_argument("--batch-rows", type=int, default=50_000)
     parser.add_argument("--skip-refresh", action="store_true", help="leave out (c), the Airflow run")
+    parser.add_argument("--skip-tasks", action="store_true", help="leave out (f), one process per task")
     parser.add_argument("--skip-others", action="store_true", help="leave out pganonymize and pynonymizer")
     parser.add_argument("--anon-venv", type=Path, default=Path("/tmp/cleanroom-bench-anon-venv"),
                         help="separate venv for pganonymize and pynonymizer (never the project venv)")
@@ -392,6 +461,11 @@ def main() -> int:
                 steps = ", ".join(f"{task} {sec:.1f}s ({sec / c['seconds']:.0%})" for task, sec in c["tasks"].items())
                 lines.append(f"    time per task (share of the refresh): {steps}")
 
+        if args.skip_tasks:
+            lines.append("(f) one process per task: not measured: --skip-tasks")
+        else:
+            lines += measure_tasks(db, root, total, dump_all)
+
         if args.skip_others:
             lines.append("(e) pganonymize, pynonymizer: not measured: --skip-others")
         else:
@@ -431,9 +505,10 @@ def measure_others(db: str, databases: list[str], root: Path, customers: int, du
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] in ("_extract", "_refresh"):
+    if len(sys.argv) > 1 and sys.argv[1] in ("_extract", "_refresh", "_task"):
         sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-        out = child_extract(*sys.argv[2:5]) if sys.argv[1] == "_extract" else child_refresh(sys.argv[2])
+        children = {"_extract": child_extract, "_refresh": child_refresh, "_task": child_task}
+        out = children[sys.argv[1]](*sys.argv[2:])
         print("RESULT " + json.dumps(out, default=str))
         sys.exit(0)
     sys.exit(main())
