@@ -47,22 +47,28 @@ def _writer(url: str, stop: threading.Event, done: list[int]) -> None:
     engine.dispose()
 
 
+def _refresh_while_writing(tmp_path, url: str, source: dict):
+    """Run the source's refresh while :func:`_writer` commits; return (state, dag_run)."""
+    stop, done = threading.Event(), []
+    writer = threading.Thread(target=_writer, args=(url, stop, done), daemon=True)
+    writer.start()
+    try:
+        time.sleep(0.5)
+        outcome = run_refresh(tmp_path, [source], source["name"])
+    finally:
+        stop.set()
+        writer.join(timeout=30)
+    assert done and done[0] > 0, "the writer never committed: the test proved nothing"
+    return outcome
+
+
 @pytest.mark.parametrize("workers", [pytest.param(2, id="parallel-readers-share-an-exported-snapshot")])
 def test_snapshot_refresh_under_concurrent_writes_is_one_moment(tmp_path, pg_database, workers):
     source = database_source(tmp_path, pg_database, "live", SCHEMA, POLICY,
                              consistency="snapshot", workers=workers, batch_rows=500)
     bucket = tmp_path / "bucket"
 
-    stop, done = threading.Event(), []
-    writer = threading.Thread(target=_writer, args=(pg_database, stop, done), daemon=True)
-    writer.start()
-    try:
-        time.sleep(0.5)
-        state, _ = run_refresh(tmp_path, [source], "live")
-    finally:
-        stop.set()
-        writer.join(timeout=30)
-    assert done and done[0] > 0, "the writer never committed: the test proved nothing"
+    state, _ = _refresh_while_writing(tmp_path, pg_database, source)
     assert state == "success"  # the gate's foreign-key check passed: every order's customer is there
 
     manifest = json.loads((bucket / "live" / latest(bucket, "live") / "manifest.json").read_text())
@@ -71,3 +77,56 @@ def test_snapshot_refresh_under_concurrent_writes_is_one_moment(tmp_path, pg_dat
     orders = manifest["tables"]["orders"]["rows"]
     assert customers == orders, "customers and orders were read at different moments"
     assert customers > 20000, "the snapshot should include the writer's early commits"
+
+
+def _holders(url: str) -> int:
+    """Snapshot holder sessions still connected to the server."""
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        count = conn.execute(sa.text(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'cleanroom-snapshot-holder:%'"
+            " AND datname = current_database()"
+        )).scalar_one()
+    engine.dispose()
+    return count
+
+
+def test_mapped_tasks_sharing_an_exported_snapshot_read_one_moment_under_concurrent_writes(tmp_path, pg_database):
+    # ANALYZE gives the planner's row estimates, which split each table into key-range chunks.
+    source = database_source(tmp_path, pg_database, "shared", SCHEMA + "ANALYZE;", POLICY,
+                             consistency="shared_snapshot", batch_rows=500, chunk_rows=5000)
+    bucket = tmp_path / "bucket"
+
+    state, dag_run = _refresh_while_writing(tmp_path, pg_database, source)
+    assert state == "success"
+
+    extract_tasks = [ti for ti in dag_run.get_task_instances() if ti.task_id == "extract_mask"]
+    assert len(extract_tasks) >= 6, "tables were not split into chunks read by several mapped tasks"
+    manifest = json.loads((bucket / "shared" / latest(bucket, "shared") / "manifest.json").read_text())
+    assert manifest["consistency"] == "exported-snapshot"
+    customers, orders = manifest["tables"]["customers"]["rows"], manifest["tables"]["orders"]["rows"]
+    assert customers == orders, "mapped tasks read customers and orders at different moments"
+    assert customers > 20000, "the snapshot should include the writer's early commits"
+    assert _holders(pg_database) == 0, "validation must release the snapshot holder"
+
+
+def test_failed_run_releases_the_holder_and_a_released_snapshot_cannot_be_adopted(tmp_path, pg_database):
+    from cleanroom.consistency import SnapshotGone, adopted, hold_snapshot, release_snapshot
+
+    leaky = POLICY.replace("email: {fake: email}", "email: keep")
+    source = database_source(tmp_path, pg_database, "leaky", SCHEMA, leaky, consistency="shared_snapshot")
+    state, _ = run_refresh(tmp_path, [source], "leaky")
+    assert state == "failed"
+    assert _holders(pg_database) == 0, "a failed run must not leave its snapshot holder behind"
+
+    holder = hold_snapshot(pg_database, "unit", hold_seconds=600)
+    engine = sa.create_engine(pg_database)
+    try:
+        with adopted(engine, holder["snapshot"]) as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM customers").scalar_one() == 20000
+        assert release_snapshot(engine, holder) is True
+        with pytest.raises(SnapshotGone, match="start a new run"), adopted(engine, holder["snapshot"]):
+            pass
+        assert release_snapshot(engine, holder) is False
+    finally:
+        engine.dispose()

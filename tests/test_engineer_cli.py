@@ -421,8 +421,11 @@ def manifest_validator():
     return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
 
 
-def _built_manifest(tmp_path) -> dict:
-    """A manifest from pipeline.build_manifest itself, fed the shapes its steps return."""
+def _built_manifest(tmp_path, guarantees: tuple[str, ...] = ("per-table",)) -> dict:
+    """A manifest from pipeline.build_manifest itself, fed the shapes its steps return.
+
+    ``guarantees`` are the extract results' ``consistency`` values, dealt out in turn.
+    """
     from cleanroom import pipeline
     from cleanroom.config import SourceConfig
 
@@ -445,6 +448,7 @@ def _built_manifest(tmp_path) -> dict:
             "files": [{"path": prefix + "tables/audit/part-00000.parquet", "sha256": "d" * 64, "bytes": 5, "rows": 0}],
         },
     ]
+    results = [dict(r, consistency=guarantees[i % len(guarantees)]) for i, r in enumerate(results)]
     sql = {"artifacts": [{"path": prefix + f"sql/{SOURCE}.postgresql.sql", "sha256": "e" * 64, "bytes": 7, "dialect": "postgresql"}]}
     report = [{"path": prefix + "report/privacy-report.html", "sha256": "f" * 64, "bytes": 9}]
     validation = {"passed": True, "engine": "great_expectations", "seconds": 0.1, "checks": [{"passed": True}]}
@@ -455,6 +459,16 @@ def test_manifest_from_build_manifest_validates_against_the_documented_schema(ma
     manifest = json.loads(json.dumps(_built_manifest(tmp_path)))  # as stored: plain JSON
     errors = sorted(manifest_validator.iter_errors(manifest), key=lambda e: e.path)
     assert not errors, [f"{list(e.path)}: {e.message}" for e in errors]
+
+
+@pytest.mark.parametrize("guarantees", [("exported-snapshot",), ("single-transaction",), ("per-chunk", "per-table")])
+def test_manifest_of_every_consistency_mode_validates(manifest_validator, tmp_path, guarantees):
+    manifest = json.loads(json.dumps(_built_manifest(tmp_path, guarantees)))
+
+    assert manifest["consistency"] == ",".join(guarantees)
+    assert not list(manifest_validator.iter_errors(manifest))
+    manifest["consistency"] = "eventual"
+    assert list(manifest_validator.iter_errors(manifest))
 
 
 def test_manifest_published_by_the_test_helper_validates_too(manifest_validator, shop):

@@ -125,6 +125,9 @@ def test_policy_edited_during_a_run_is_refused(source, tmp_path):
         pytest.param("    url: sqlite:///x.db\n    conn_id: y\n", "exactly one of", id="url-and-conn-id"),
         pytest.param("    url: sqlite:///x.db\n    retain: 0\n", "`retain`", id="retain-zero"),
         pytest.param("    url: sqlite:///x.db\n    consistency: eventual\n", "`consistency`", id="unknown-consistency"),
+        pytest.param("    url: sqlite:///x.db\n    consistency: shared_snapshot\n", "needs a PostgreSQL source",
+                     id="shared-snapshot-off-postgresql"),
+        pytest.param("    url: postgresql://h/db\n    snapshot_hold_minutes: 0\n", "`snapshot_hold_minutes`", id="hold-zero"),
         pytest.param("    url: sqlite:///x.db\n    colour: blue\n", r"unknown key\(s\) colour", id="unknown-key"),
     ],
 )

@@ -24,7 +24,7 @@ URL_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb")
 KNOWN_KEYS = {
     "name", "conn_id", "url", "policy", "schedule", "bucket", "bucket_conn_id", "retain", "key_conn_id",
     "key_variable", "demo_key", "batch_rows", "db_schema", "work_dir", "description", "sse", "sse_kms_key_id",
-    "consistency", "workers", "chunk_rows", "subset", "mask_workers",
+    "consistency", "workers", "chunk_rows", "subset", "mask_workers", "snapshot_hold_minutes",
 }
 DEFAULT_CHUNK_ROWS = 2_000_000
 
@@ -55,6 +55,7 @@ class SourceConfig:
     chunk_rows: int | None = DEFAULT_CHUNK_ROWS
     subset: dict | None = None
     mask_workers: int = 2
+    snapshot_hold_minutes: int = 360
 
     @property
     def dag_id(self) -> str:
@@ -131,8 +132,16 @@ def _parse_source(entry: dict, base: Path, index: int, problems: list[str]) -> S
     if not isinstance(batch_rows, int) or batch_rows < 100:
         problems.append(f"{where}: `batch_rows` must be a whole number >= 100")
     consistency = entry.get("consistency", "per_table")
-    if consistency not in ("snapshot", "per_table"):
-        problems.append(f"{where}: `consistency` must be snapshot or per_table, got {consistency!r}")
+    if consistency not in ("snapshot", "per_table", "shared_snapshot"):
+        problems.append(f"{where}: `consistency` must be per_table, snapshot or shared_snapshot, got {consistency!r}")
+    elif consistency == "shared_snapshot" and url and not url.split(":", 1)[0].startswith("postgres"):
+        problems.append(
+            f"{where}: `consistency: shared_snapshot` needs a PostgreSQL source (only PostgreSQL shares a snapshot "
+            "between connections); use `snapshot` (one task, one transaction) or `per_table`"
+        )
+    hold = entry.get("snapshot_hold_minutes", 360)
+    if not isinstance(hold, int) or isinstance(hold, bool) or not 1 <= hold <= 2880:
+        problems.append(f"{where}: `snapshot_hold_minutes` must be a whole number from 1 to 2880")
     workers = entry.get("workers", 2)
     if not isinstance(workers, int) or isinstance(workers, bool) or not 1 <= workers <= 64:
         problems.append(f"{where}: `workers` must be a whole number from 1 to 64")
@@ -171,6 +180,7 @@ def _parse_source(entry: dict, base: Path, index: int, problems: list[str]) -> S
         chunk_rows=chunk_rows,
         subset=subset,
         mask_workers=mask_workers,
+        snapshot_hold_minutes=hold,
     )
 
 

@@ -15,13 +15,24 @@ Two ways to read a source, chosen per source with ``consistency:``
     Each table (or chunk of a large table) is its own mapped Airflow task with its own
     read-only transaction, so Celery or Kubernetes workers can spread one refresh. Each
     piece is consistent in itself, not with the others; the manifest says so.
+
+``shared_snapshot`` (PostgreSQL)
+    Mapped tasks as in ``per_table``, all adopting one exported snapshot: the plan task starts
+    a holder process (:mod:`cleanroom.snapshot_holder`) whose open transaction keeps the
+    snapshot alive until validation releases it. Every table is read as of one moment, and
+    the reads still spread over workers.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
+import re
+import select
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -29,11 +40,18 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from masking import schema as S
+from masking.errors import CleanroomError, SourceError
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT, PER_TABLE = "snapshot", "per_table"
-MODES = (SNAPSHOT, PER_TABLE)
+SNAPSHOT, PER_TABLE, SHARED = "snapshot", "per_table", "shared_snapshot"
+MODES = (SNAPSHOT, PER_TABLE, SHARED)
+_SNAPSHOT_ID = re.compile(r"^[0-9A-Fa-f]+(-[0-9A-Fa-f]+)+$")
+HOLDER_START_SECONDS = 60
+
+
+class SnapshotGone(CleanroomError):
+    """The exported snapshot a task should adopt no longer exists; only a new run can help."""
 
 
 @dataclass
@@ -59,15 +77,79 @@ class SnapshotSession:
         if self.snapshot_id is None:
             yield self.coordinator  # one transaction, used by one reader at a time
             return
-        conn = self.engine.connect()
-        try:
-            conn.exec_driver_sql("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            conn.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{self.snapshot_id}'")
+        with adopted(self.engine, self.snapshot_id) as conn:
             yield conn
-        finally:
-            with contextlib.suppress(Exception):
-                conn.exec_driver_sql("ROLLBACK")
-            conn.close()
+
+
+@contextlib.contextmanager
+def adopted(engine: Engine, snapshot_id: str) -> Iterator[Connection]:
+    """A read-only transaction that sees the exported snapshot ``snapshot_id``.
+
+    Raises :class:`SnapshotGone` when the exporting transaction has ended (the holder was
+    released or ran out of time), so the run fails instead of reading a later moment.
+    """
+    if not _SNAPSHOT_ID.match(snapshot_id):  # SET TRANSACTION SNAPSHOT takes no bind parameter
+        raise SnapshotGone(f"malformed snapshot id {snapshot_id[:40]!r} in the plan; start a new run")
+    conn = engine.connect()
+    try:
+        conn.exec_driver_sql("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        try:
+            conn.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot_id}'")
+        except sa.exc.DBAPIError as exc:
+            raise SnapshotGone(
+                "the run's exported snapshot is gone (its holder was released or its hold time ran out); "
+                "start a new run, or raise `snapshot_hold_minutes` if extraction takes longer"
+            ) from exc
+        yield conn
+    finally:
+        with contextlib.suppress(Exception):
+            conn.exec_driver_sql("ROLLBACK")
+        conn.close()
+
+
+def hold_snapshot(url: str, tag: str, hold_seconds: int) -> dict:
+    """Start a snapshot holder for the source at ``url``; return its snapshot id, pid and name.
+
+    The holder runs in a session of its own, so it outlives the task that started it; it ends
+    when :func:`release_snapshot` terminates its backend, or after ``hold_seconds``.
+    """
+    from cleanroom.snapshot_holder import APPLICATION_NAME
+
+    name = f"{APPLICATION_NAME}:{tag}"
+    if len(name.encode()) > 63:  # PostgreSQL would cut it, and release_snapshot matches on it
+        raise ValueError(f"holder tag {tag!r} is too long; keep it under {63 - len(APPLICATION_NAME) - 1} bytes")
+    holder = subprocess.Popen(
+        [sys.executable, "-m", "cleanroom.snapshot_holder"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL, text=True, start_new_session=True,
+    )
+    holder.stdin.write(json.dumps({"url": url, "tag": tag, "hold_seconds": hold_seconds}) + "\n")
+    holder.stdin.close()
+    ready, _, _ = select.select([holder.stdout], [], [], HOLDER_START_SECONDS)
+    answer = json.loads(holder.stdout.readline() or "{}") if ready else {}
+    holder.stdout.close()
+    if "snapshot" not in answer:
+        holder.kill()
+        reason = answer.get("error") or f"no answer within {HOLDER_START_SECONDS} s"
+        raise SourceError(f"could not hold an exported snapshot on the source: {reason}")
+    log.info("holding exported snapshot for the run's extract tasks (holder backend %d)", answer["pid"])
+    return {"snapshot": answer["snapshot"], "pid": answer["pid"], "application_name": name}
+
+
+def release_snapshot(engine: Engine, holder: dict) -> bool:
+    """End the holder's transaction; return whether a holder backend was still there to end.
+
+    Only a backend with the holder's own application name is terminated, never another session
+    that happens to reuse its pid. Waits up to 10 s for the backend to exit (PostgreSQL 14+).
+    """
+    with engine.connect() as conn:
+        ended = conn.execute(
+            sa.text(
+                "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity WHERE pid = :pid AND application_name = :name"
+            ),
+            {"pid": int(holder["pid"]), "name": holder["application_name"]},
+        ).scalar()
+    log.info("released the exported snapshot (holder backend %d %s)", holder["pid"], "ended" if ended else "already gone")
+    return bool(ended)
 
 
 @contextlib.contextmanager

@@ -147,6 +147,7 @@ def build_dag(source: SourceConfig) -> DAG:
 
         @task(task_id="discard_on_failure", trigger_rule=TriggerRule.ONE_FAILED, retries=0)
         def discard_task(plan_: dict[str, Any]) -> None:
+            _pipeline().release_shared_snapshot(source, plan_)
             removed = _pipeline().discard(source, plan_["version"])
             # Fail on purpose: this task runs only after a failure, and as a leaf it decides the
             # run's state, which must read "failed" for the operators watching it.
@@ -165,7 +166,8 @@ def build_dag(source: SourceConfig) -> DAG:
             # One task reads every table as of one moment (parallel threads on PostgreSQL).
             results = extract_all_task(plan_)
         else:
-            # One mapped task per table or chunk: spread over workers, consistent per piece.
+            # One mapped task per table or chunk, spread over workers: consistent per piece, or
+            # (shared_snapshot) all adopting the snapshot the plan task holds open.
             results = extract_task.partial(plan_=plan_).expand(job=jobs_task(plan_))
         validation = validate_task(plan_, results)
         sql = sql_task(plan_, results, validation)

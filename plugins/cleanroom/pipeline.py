@@ -29,7 +29,7 @@ from masking import detectors
 from masking import policy as P
 from masking import schema as S
 from masking import transforms as T
-from masking.errors import KeyMissingError, PolicyError, ValidationFailed
+from masking.errors import ConfigError, KeyMissingError, PolicyError, ValidationFailed
 from masking.keys import MaskingKey
 
 log = logging.getLogger(__name__)
@@ -149,7 +149,9 @@ def plan(source: SourceConfig, run_id: str) -> dict[str, Any]:
         "plan for %s: version %s, %d table(s) to extract, %d dropped: %s",
         source.name, version, len(jobs), len(dropped), ", ".join(dropped) or "none",
     )
+    shared = _hold_shared_snapshot(source, schema.dialect, version) if source.consistency == "shared_snapshot" else None
     return {
+        "shared_snapshot": shared,
         "source": source.name,
         "consistency": source.consistency,
         "version": version,
@@ -162,6 +164,35 @@ def plan(source: SourceConfig, run_id: str) -> dict[str, Any]:
         "dropped": sorted(dropped),
         "started_at": dt.datetime.now(dt.timezone.utc).isoformat(),
     }
+
+
+def _hold_shared_snapshot(source: SourceConfig, dialect: str, version: str) -> dict[str, Any]:
+    """Start the holder whose exported snapshot every extract task of the run adopts."""
+    from cleanroom import source as src
+    from cleanroom.consistency import hold_snapshot
+
+    if dialect != "postgresql":
+        raise ConfigError(
+            f"source {source.name!r}: `consistency: shared_snapshot` needs PostgreSQL, the source is {dialect}; "
+            "use `snapshot` (one task, one transaction) or `per_table`"
+        )
+    # A short tag: PostgreSQL cuts application names at 63 bytes, and release matches on it.
+    tag = hashlib.sha256(version.encode()).hexdigest()[:16]
+    return hold_snapshot(src.url_for(source), tag, source.snapshot_hold_minutes * 60)
+
+
+def release_shared_snapshot(source: SourceConfig, plan_: dict[str, Any]) -> None:
+    """End the run's snapshot holder, if it has one: every extract task is done with it."""
+    from cleanroom.consistency import release_snapshot
+
+    holder = plan_.get("shared_snapshot")
+    if not holder:
+        return
+    engine = engine_for(source)
+    try:
+        release_snapshot(engine, holder)
+    finally:
+        engine.dispose()
 
 
 def _jobs(engine, source: SourceConfig, schema: S.Schema, policy: P.Policy) -> list[dict[str, Any]]:
@@ -183,15 +214,24 @@ def _jobs(engine, source: SourceConfig, schema: S.Schema, policy: P.Policy) -> l
 
 
 def extract_table(source: SourceConfig, plan_: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
-    """Extract one table or chunk in its own read-only transaction (``per_table`` mode)."""
+    """Extract one table or chunk in its own read-only transaction (``per_table`` mode).
+
+    With ``shared_snapshot`` the transaction adopts the run's exported snapshot, so every
+    task reads as of the moment the plan took it.
+    """
     from cleanroom import source as src
+    from cleanroom.consistency import adopted
 
     engine = engine_for(source)
+    holder = plan_.get("shared_snapshot")
     try:
-        with src.read_only(engine) as conn:
-            return _extract(conn, source, plan_, job)
+        with adopted(engine, holder["snapshot"]) if holder else src.read_only(engine) as conn:
+            result = _extract(conn, source, plan_, job)
     finally:
         engine.dispose()
+    if holder:
+        result["consistency"] = "exported-snapshot"
+    return result
 
 
 def extract_all(source: SourceConfig, plan_: dict[str, Any]) -> list[dict[str, Any]]:
@@ -360,6 +400,7 @@ def validate(source: SourceConfig, plan_: dict[str, Any], results: list[dict[str
     from expectations import gate
 
     use_returning_allocator()
+    release_shared_snapshot(source, plan_)  # every extract task has finished reading
     started = time.perf_counter()
     schema = S.Schema.from_dict(plan_["schema"])
     policy = checked_policy(source, schema, plan_["policy_sha256"])
