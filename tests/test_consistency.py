@@ -130,3 +130,11 @@ def test_failed_run_releases_the_holder_and_a_released_snapshot_cannot_be_adopte
         assert release_snapshot(engine, holder) is False
     finally:
         engine.dispose()
+
+
+def test_holder_that_cannot_reach_the_source_is_a_source_error_naming_the_cause():
+    from cleanroom.consistency import hold_snapshot
+    from masking.errors import SourceError
+
+    with pytest.raises(SourceError, match="could not hold an exported snapshot.*(refused|failed)"):
+        hold_snapshot("postgresql+psycopg://postgres@127.0.0.1:1/nowhere", "unreachable", hold_seconds=5)

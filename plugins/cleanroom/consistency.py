@@ -125,11 +125,14 @@ def hold_snapshot(url: str, tag: str, hold_seconds: int) -> dict:
     holder.stdin.write(json.dumps({"url": url, "tag": tag, "hold_seconds": hold_seconds}) + "\n")
     holder.stdin.close()
     ready, _, _ = select.select([holder.stdout], [], [], HOLDER_START_SECONDS)
-    answer = json.loads(holder.stdout.readline() or "{}") if ready else {}
+    line = holder.stdout.readline() if ready else ""
     holder.stdout.close()
+    answer = json.loads(line) if line.strip() else {}
     if "snapshot" not in answer:
         holder.kill()
-        reason = answer.get("error") or f"no answer within {HOLDER_START_SECONDS} s"
+        reason = answer.get("error") or (
+            "the holder process exited without answering" if ready else f"no answer within {HOLDER_START_SECONDS} s"
+        )
         raise SourceError(f"could not hold an exported snapshot on the source: {reason}")
     log.info("holding exported snapshot for the run's extract tasks (holder backend %d)", answer["pid"])
     return {"snapshot": answer["snapshot"], "pid": answer["pid"], "application_name": name}

@@ -33,8 +33,12 @@ def main() -> int:
         _answer({"error": str(exc.orig).splitlines()[0] if exc.orig else type(exc).__name__})
         return 1
     with conn:
-        conn.exec_driver_sql("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        snapshot, pid = conn.exec_driver_sql("SELECT pg_export_snapshot(), pg_backend_pid()").one()
+        try:
+            conn.exec_driver_sql("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            snapshot, pid = conn.exec_driver_sql("SELECT pg_export_snapshot(), pg_backend_pid()").one()
+        except sa.exc.DBAPIError as exc:
+            _answer({"error": f"pg_export_snapshot() failed ({type(exc.orig or exc).__name__})"})
+            return 1
         _answer({"snapshot": snapshot, "pid": pid})
         try:
             conn.exec_driver_sql(f"SELECT pg_sleep({float(request['hold_seconds'])})")
