@@ -220,7 +220,7 @@ def child_refresh(folder: str) -> dict:
     if latest.exists():
         version = json.loads(latest.read_text())["version"]
         for path in sorted((bucket / version).rglob("*.parquet")):
-            rows[path.parent.name] = pq.ParquetFile(path).metadata.num_rows
+            rows[path.parent.name] = rows.get(path.parent.name, 0) + pq.ParquetFile(path).metadata.num_rows  # chunks: several parts
     return {
         "state": state, "seconds": seconds, "rows": rows, "failed": runner.failed_tasks(dag_run),
         "tasks": _task_seconds(dag_run),
