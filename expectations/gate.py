@@ -291,6 +291,7 @@ def validate_snapshot(
             work_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cleanroom-gate-")))
         else:
             work_dir = Path(work_dir)
+            _remove_tree(work_dir)  # an earlier attempt's sets, left by a crash, must not add up with ours
             stack.callback(_remove_tree, work_dir)
         spilled = _Spilled(work_dir, sum(t.expected_rows for t in tables), identifier_fingerprints)
         by_name = {t.name: t for t in tables}

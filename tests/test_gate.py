@@ -351,6 +351,9 @@ def test_leaks_are_found_the_same_when_sets_spill_over_many_partitions(many_part
 
 def test_clean_snapshot_passes_over_many_partitions_and_leaves_no_spill(many_partitions, tmp_path):
     work = tmp_path / "gate"
+    # What a crashed earlier attempt could leave: a set file full of repeated key hashes.
+    (work / "set-00002").mkdir(parents=True)
+    np.full(100, 7, dtype=np.uint64).tofile(work / "set-00002" / "part-0000.u64")
     summary = validate_snapshot(
         source="shop", tables=[customers(), orders()], dropped=[], published_tables={"customers", "orders"},
         identifier_fingerprints=iter([identifiers()[:4], identifiers()[4:]]), key=KEY,
