@@ -55,6 +55,8 @@ DIGIT_RUN = re.compile(r"(?<![0-9A-Za-z])[0-9]{7,15}(?![0-9A-Za-z])")
 SURVIVOR_LOGICAL = frozenset({"string", "json", "uuid"})
 
 ROW_COUNT = "row_count"
+DETECTOR_MATCHES = "detector_matches"
+"""The meta check of a column's detector expectation; it reports one ``no_<kind>`` check per kind."""
 NO_ORIGINAL = "no_original_values"
 NO_ROW_KEPT = "no_row_kept_original"
 UNIQUE = "unique"
@@ -131,9 +133,9 @@ def _gx():
 def build_suite(source: str, table: TableInput) -> ExpectationSuite:
     """Build the GX suite for one published table from its policy columns.
 
-    Every string or JSON column gets one detector expectation per kind not in its ``allow``
-    list, masked or kept; unique columns get a uniqueness expectation. Each expectation's
-    ``meta`` names the check and the column's transform, never a value.
+    Every string or JSON column gets one detector expectation over the kinds not in its
+    ``allow`` list, masked or kept; unique columns get a uniqueness expectation. Each
+    expectation's ``meta`` names the check and the column's transform, never a value.
     """
     gx, gxe, custom = _gx()
     unknown = sorted({k for c in table.columns for k in c.allow} - set(detectors.DETECTORS))
@@ -148,14 +150,11 @@ def build_suite(source: str, table: TableInput) -> ExpectationSuite:
         if column.transform == "drop":
             continue
         meta = {"transform": column.transform, "logical": column.logical, "survivor_scope": column.survivor_scope}
-        if column.logical in PATTERN_LOGICAL:
-            expectations += [
-                custom.ExpectColumnValuesToHoldNoDetectorMatch(
-                    column=column.name, kind=kind, meta={**meta, "check": custom.check_name(kind)}
-                )
-                for kind in detectors.DETECTORS
-                if kind not in column.allow
-            ]
+        kinds = [kind for kind in detectors.DETECTORS if kind not in column.allow]
+        if column.logical in PATTERN_LOGICAL and kinds:
+            expectations.append(custom.ExpectColumnValuesToHoldNoDetectorMatches(
+                column=column.name, kinds=kinds, meta={**meta, "check": DETECTOR_MATCHES}
+            ))
         if column.unique:
             expectations.append(gxe.ExpectColumnValuesToBeUnique(column=column.name, meta={**meta, "check": UNIQUE}))
     return gx.ExpectationSuite(name=f"{source}.{table.name}", expectations=expectations, meta={"source": source})
@@ -375,7 +374,9 @@ class _TableValidation:
     def _declare(self) -> None:
         name = self.table.name
         for expectation in self.suite.expectations:
-            self.checks.declare(name, getattr(expectation, "column", None), expectation.meta["check"])
+            column = getattr(expectation, "column", None)
+            for check in _checks_of(expectation.meta["check"], getattr(expectation, "kinds", ())):
+                self.checks.declare(name, column, check)
         self.checks.declare(name, None, COLUMNS_DECLARED)
         for column in self.text:
             self.checks.declare(name, column.name, NO_ORIGINAL)
@@ -429,7 +430,17 @@ class _TableValidation:
             if outcome.exception_info and outcome.exception_info.get("raised_exception"):
                 # Fail closed: a check that could not run proves nothing. The message may quote data.
                 log.warning("%s.%s: check %s raised inside GX; counted as failed", self.table.name, column, check)
-                self.checks.add(self.table.name, column, check, rows, rows, passed=False)
+                for each in _checks_of(check, config.kwargs.get("kinds", ())):
+                    self.checks.add(self.table.name, column, each, rows, rows, passed=False)
+            elif check == DETECTOR_MATCHES:
+                from expectations import custom
+
+                counts = outcome.result.get("observed_value") or {}
+                for kind in config.kwargs["kinds"]:
+                    # A kind missing from the counts was not checked: fail closed.
+                    found = counts.get(kind)
+                    self.checks.add(self.table.name, column, custom.check_name(kind), rows if found is None else found,
+                                    rows, passed=None if found is not None else False)
             elif check == ROW_COUNT:
                 self.gx_rows += int(outcome.result.get("observed_value") or 0)
             else:
@@ -615,6 +626,15 @@ def _per_row(fps: np.ndarray, idx: np.ndarray, valid: np.ndarray) -> np.ndarray:
     if not fps.size:
         return np.zeros(len(idx), dtype=np.uint64)
     return np.where(valid, fps[idx], np.uint64(0))
+
+
+def _checks_of(check: str, kinds) -> list[str]:
+    """The check names one expectation reports: ``no_<kind>`` per kind for detector expectations."""
+    if check != DETECTOR_MATCHES:
+        return [check]
+    from expectations import custom
+
+    return [custom.check_name(kind) for kind in kinds]
 
 
 def _edits_inside(column: ColumnInput) -> bool:

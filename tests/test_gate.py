@@ -15,6 +15,7 @@ import pytest
 
 from expectations import ColumnInput, SuiteError, TableInput, build_suite, failures, load_suite, save_suite
 from expectations import validate_snapshot, write_report
+from masking.detectors import DETECTORS
 from masking.keys import MaskingKey, fingerprints
 
 KEY = MaskingKey.demo()
@@ -271,8 +272,23 @@ def test_suite_round_trips_with_every_expectation(tmp_path):
 
     loaded = load_suite(tmp_path / "customers.json")
 
-    assert len(loaded.expectations) == len(suite.expectations) > 30
-    assert {e.expectation_type for e in loaded.expectations} >= {"expect_column_values_to_hold_no_detector_match"}
+    text_columns = [c.name for c in customers().columns if c.logical in ("string", "json")]
+    detector = [e for e in loaded.expectations if e.expectation_type == "expect_column_values_to_hold_no_detector_matches"]
+    assert len(loaded.expectations) == len(suite.expectations)
+    assert sorted(e.column for e in detector) == sorted(text_columns)
+    assert all(e.kinds == list(DETECTORS) for e in detector)  # no allow lists here: every kind
+
+
+def test_detector_expectation_reports_one_check_per_kind_and_skips_allowed_kinds():
+    contact = ["write to someone@realmail.test", *["nothing here"] * 5]
+    base = customers(data={"profile": contact})
+    columns = [replace(c, allow=("email",)) if c.name == "profile" else c for c in base.columns]
+    summary = run([replace(base, columns=columns)])
+
+    checks = {(c["column"], c["check"]) for c in summary["checks"] if c["table"] == "customers"}
+    assert {("note", f"no_{kind}") for kind in DETECTORS} <= checks
+    assert ("profile", "no_email") not in checks and ("profile", "no_card") in checks
+    assert fired(summary) == set()
 
 
 def test_load_suite_raises_when_gx_drops_an_expectation(tmp_path):
