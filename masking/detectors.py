@@ -490,7 +490,10 @@ def _find(text: str, kinds: tuple[str, ...]) -> list[Match]:
 def scrub_text(text: str, replace: Callable[[Match, str], str], kinds: Iterable[str] | None = None) -> str:
     """Return ``text`` with every confirmed match replaced by ``replace(match, matched_text)``."""
     matches = find(text, kinds)
-    return _apply(text, matches, replace) if matches else text
+    if not matches:
+        return text
+    substitutes = (replace(m, text[m.start:m.end]) for m in matches)
+    return _apply(text, matches, substitutes.__next__)
 
 
 @functools.lru_cache(maxsize=64)
@@ -575,7 +578,7 @@ def scrub_array(
     ChunkedArray comes back as a ChunkedArray with the same chunk lengths.
     """
     chosen = _kinds(kinds)
-    scrubbed = [_until_clean(chunk, lambda c: _scrub_chunk(c, replace, chosen)) for chunk in _chunks(array)]
+    scrubbed = [_until_clean(chunk, lambda c: _scrub_chunk_bulk(c, _one_by_one(replace), chosen)) for chunk in _chunks(array)]
     if isinstance(array, pa.ChunkedArray):
         return pa.chunked_array(scrubbed, type=array.type)
     return scrubbed[0]
@@ -598,58 +601,88 @@ def scrub_array_bulk(
     return scrubbed[0]
 
 
-def _until_clean(chunk: pa.Array, scrub: Callable[[pa.Array], pa.Array], passes: int = 3) -> pa.Array:
+def _until_clean(chunk: pa.Array, scrub: Callable[[pa.Array], tuple[pa.Array, np.ndarray]], passes: int = 3) -> pa.Array:
     """Scrub again while a pass changed something: a replacement can expose a neighbour.
 
-    ("x@y.co(555) 123-4567": the phone is guarded by the email until the email is replaced.)
-    Each further pass reads only the rows the previous pass changed: a row a pass left alone
-    held no match, so scrubbing it again would leave it alone again.
+    ("x@y.co+1 415 555 0100": the phone is guarded by the email until the email is replaced.)
+    ``scrub`` returns the scrubbed rows and, per row, whether a further pass must read it
+    (see :func:`_scrub_chunk_bulk`); only those rows are read again.
     """
     rows: np.ndarray | None = None  # positions in ``chunk`` of the rows to read; None is all
     for _ in range(passes):
         subset = chunk if rows is None else chunk.take(pa.array(rows))
-        scrubbed = scrub(subset)
+        scrubbed, again = scrub(subset)
         if scrubbed is subset:
             break
         changed = pc.fill_null(pc.not_equal(scrubbed, subset), False).to_numpy(zero_copy_only=False)
         if not changed.any():
             break
-        changed_rows = np.flatnonzero(changed)
-        rows = changed_rows if rows is None else rows[changed_rows]
+        positions = np.flatnonzero(changed) if rows is None else rows[np.flatnonzero(changed)]
         mask = np.zeros(len(chunk), dtype=bool)
-        mask[rows] = True
+        mask[positions] = True
         chunk = pc.replace_with_mask(chunk, pa.array(mask), scrubbed.filter(pa.array(changed)))
+        again &= changed
+        if not again.any():
+            break
+        rows = np.flatnonzero(again) if rows is None else rows[np.flatnonzero(again)]
     return chunk
 
 
-def _scrub_chunk_bulk(chunk: pa.Array, replace_all, kinds: tuple[str, ...]) -> pa.Array:
+def _one_by_one(replace: Callable[[Match, str], str]) -> Callable[[list[tuple[Match, str]]], list[str]]:
+    """Adapt a per-match ``replace`` to the bulk interface, calling it in text order."""
+    return lambda pairs: [replace(match, text) for match, text in pairs]
+
+
+def _scrub_chunk_bulk(chunk: pa.Array, replace_all, kinds: tuple[str, ...]) -> tuple[pa.Array, np.ndarray]:
+    """Scrub one chunk; return it and, per row, whether a further pass must read the row again.
+
+    A changed row is read again when a substitute is glued to its neighbours (see
+    :func:`_isolated`), so that together they could form a new match, or when the row's text
+    with every substitute blanked to a space still hits the RE2 prefilter: a space is no guard
+    character, so a match that a replacement exposed, or that the replaced match had
+    overlapped, still shows. Any other row holds only what was written into it, and a further
+    pass would leave our own fakes alone.
+    """
+    again = np.zeros(len(chunk), dtype=bool)
     found = list(_confirmed_rows(chunk, kinds))
     if not found:
-        return chunk
+        return chunk, again
     pairs = [(m, text[m.start:m.end]) for _, text, matches in found for m in matches]
     substitutes = iter(replace_all(pairs))
     mask = np.zeros(len(chunk), dtype=bool)
-    replacements = []
+    replacements, blanked, blanked_rows = [], [], []
     for row, text, matches in found:
         mask[row] = True
-        replacements.append(_apply(text, matches, lambda _m, _t: next(substitutes)))
-    return pc.replace_with_mask(chunk, pa.array(mask), pa.array(replacements, type=chunk.type))
+        written = [next(substitutes) for _ in matches]
+        replacements.append(_apply(text, matches, iter(written).__next__))
+        if all(_isolated(text, m) for m in matches):
+            blanked.append(_apply(text, matches, lambda: " "))
+            blanked_rows.append(row)
+        else:
+            again[row] = True
+    if blanked:
+        hits = pc.match_substring_regex(pa.array(blanked, pa.string()), _combined_pattern(kinds))
+        again[np.array(blanked_rows, dtype=np.int64)] = hits.to_numpy(zero_copy_only=False)
+    scrubbed = pc.replace_with_mask(chunk, pa.array(mask), pa.array(replacements, type=chunk.type))
+    return scrubbed, again
 
 
-def _scrub_chunk(chunk: pa.Array, replace: Callable[[Match, str], str], kinds: tuple[str, ...]) -> pa.Array:
-    mask = np.zeros(len(chunk), dtype=bool)
-    replacements: list[str] = []
-    for row, text, matches in _confirmed_rows(chunk, kinds):
-        mask[row] = True
-        replacements.append(_apply(text, matches, replace))
-    if not replacements:
-        return chunk
-    return pc.replace_with_mask(chunk, pa.array(mask), pa.array(replacements, type=chunk.type))
+def _isolated(text: str, match: Match) -> bool:
+    """Whether the text around a match cannot join its substitute into a new match.
+
+    True when each side is the end of the text, or whitespace not followed by a digit (card and
+    phone numbers chain digit groups across single spaces).
+    """
+    before, after = text[:match.start], text[match.end:]
+    left = not before or (before[-1].isspace() and not (len(before) > 1 and before[-2].isdigit()))
+    right = not after or (after[0].isspace() and not (len(after) > 1 and after[1].isdigit()))
+    return left and right
 
 
-def _apply(text: str, matches: list[Match], replace: Callable[[Match, str], str]) -> str:
+def _apply(text: str, matches: list[Match], substitute: Callable[[], str]) -> str:
+    """``text`` with each match's span replaced by the next ``substitute()``, in text order."""
     pieces, cursor = [], 0
     for match in matches:
-        pieces += [text[cursor:match.start], replace(match, text[match.start:match.end])]
+        pieces += [text[cursor:match.start], substitute()]
         cursor = match.end
     return "".join(pieces) + text[cursor:]
