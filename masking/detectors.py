@@ -673,9 +673,9 @@ def _isolated(text: str, match: Match) -> bool:
     True when each side is the end of the text, or whitespace not followed by a digit (card and
     phone numbers chain digit groups across single spaces).
     """
-    before, after = text[:match.start], text[match.end:]
-    left = not before or (before[-1].isspace() and not (len(before) > 1 and before[-2].isdigit()))
-    right = not after or (after[0].isspace() and not (len(after) > 1 and after[1].isdigit()))
+    start, end = match.start, match.end
+    left = start == 0 or (text[start - 1].isspace() and not (start > 1 and text[start - 2].isdigit()))
+    right = end == len(text) or (text[end].isspace() and not (end + 1 < len(text) and text[end + 1].isdigit()))
     return left and right
 
 

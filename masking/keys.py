@@ -8,9 +8,9 @@ output. Only :attr:`MaskingKey.key_id`, a digest of the key, is ever recorded.
 The digest of ``value`` in a consistency domain is ``SHA-256(prefix || value)``, where
 ``prefix`` is a 64-byte secret (one whole SHA-256 block) derived from the key and the domain
 with HMAC-SHA512. Columns are hashed by the C extension ``_masking_sha256`` (built from
-``masking/_sha256.c``) straight from Arrow buffers (SHA-NI where the processor has it); single values use a ``hashlib`` object that
-has already absorbed the prefix. Both compute the same standard function, so a value gets the
-same digest whichever path hashes it.
+``masking/_sha256.c``) straight from Arrow buffers, with SHA-NI where the processor has it;
+single values use a ``hashlib`` object that has already absorbed the prefix. Both compute the
+same standard function, so a value gets the same digest whichever path hashes it.
 
 Why a secret prefix is a sound PRF here: the prefix fills the first block, so the hash runs
 from a secret 256-bit chaining value, as in NMAC's inner function. The known weakness of

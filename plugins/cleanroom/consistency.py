@@ -88,11 +88,14 @@ def adopted(engine: Engine, snapshot_id: str) -> Iterator[Connection]:
     Raises :class:`SnapshotGone` when the exporting transaction has ended (the holder was
     released or ran out of time), so the run fails instead of reading a later moment.
     """
+    from cleanroom.source import read_only
+
     if not _SNAPSHOT_ID.match(snapshot_id):  # SET TRANSACTION SNAPSHOT takes no bind parameter
         raise SnapshotGone(f"malformed snapshot id {snapshot_id[:40]!r} in the plan; start a new run")
-    conn = engine.connect()
-    try:
-        conn.exec_driver_sql("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    if engine.dialect.name != "postgresql":
+        raise SnapshotGone(f"a {engine.dialect.name} source cannot adopt an exported snapshot; start a new run")
+
+    def adopt(conn: Connection) -> None:
         try:
             conn.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot_id}'")
         except sa.exc.DBAPIError as exc:
@@ -100,11 +103,9 @@ def adopted(engine: Engine, snapshot_id: str) -> Iterator[Connection]:
                 "the run's exported snapshot is gone (its holder was released or its hold time ran out); "
                 "start a new run, or raise `snapshot_hold_minutes` if extraction takes longer"
             ) from exc
+
+    with read_only(engine, adopt=adopt) as conn:
         yield conn
-    finally:
-        with contextlib.suppress(Exception):
-            conn.exec_driver_sql("ROLLBACK")
-        conn.close()
 
 
 def hold_snapshot(url: str, tag: str, hold_seconds: int) -> dict:

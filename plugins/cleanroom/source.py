@@ -12,7 +12,7 @@ import datetime as dt
 import decimal
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pyarrow as pa
 import sqlalchemy as sa
@@ -57,8 +57,12 @@ def safe_url(url: str) -> str:
 
 
 @contextlib.contextmanager
-def read_only(engine: Engine) -> Iterator[Connection]:
-    """Open one read-only, repeatable-read transaction: every query sees the same snapshot."""
+def read_only(engine: Engine, *, adopt: Callable[[Connection], None] | None = None) -> Iterator[Connection]:
+    """Open one read-only, repeatable-read transaction: every query sees the same snapshot.
+
+    ``adopt`` runs first in the transaction, before any query (PostgreSQL's ``SET TRANSACTION
+    SNAPSHOT`` must; see :func:`cleanroom.consistency.adopted`).
+    """
     try:
         conn = engine.connect()
     except sa.exc.OperationalError as exc:
@@ -76,6 +80,8 @@ def read_only(engine: Engine) -> Iterator[Connection]:
         elif dialect == "sqlite":
             conn.exec_driver_sql("PRAGMA query_only = ON")
             conn.exec_driver_sql("BEGIN")
+        if adopt is not None:
+            adopt(conn)
         yield conn
     finally:
         with contextlib.suppress(Exception):
