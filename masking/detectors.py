@@ -511,19 +511,34 @@ def _chunks(array: pa.Array | pa.ChunkedArray) -> list[pa.Array]:
     return chunks
 
 
+def _prefiltered(chunk: pa.Array, kinds: tuple[str, ...]) -> tuple[np.ndarray, pa.Array, dict[str, np.ndarray]] | None:
+    """The rows of ``chunk`` the RE2 prefilter selects, those rows, and per kind which of them it selects.
+
+    None when no row is selected. One pass over the chunk, then one per kind over the candidates.
+    """
+    hit = pc.match_substring_regex(chunk, _combined_pattern(kinds)).fill_null(False)
+    rows = np.flatnonzero(hit.to_numpy(zero_copy_only=False))
+    if rows.size == 0:
+        return None
+    subset = chunk.take(pa.array(rows))
+    per_kind = {k: _flags(pc.match_substring_regex(subset, DETECTORS[k].pattern)) for k in kinds}
+    return rows, subset, per_kind
+
+
 def _confirmed_rows(chunk: pa.Array, kinds: tuple[str, ...]) -> Iterator[tuple[int, str, list[Match]]]:
     """Yield (row, text, matches) for rows of ``chunk`` with at least one confirmed match.
 
     One RE2 pass selects candidate rows; a second pass per kind over the candidates only tells
     :func:`find` which kinds to try, so Python work scales with candidates, not with rows.
     """
-    hit = pc.match_substring_regex(chunk, _combined_pattern(kinds)).fill_null(False)
-    rows = np.flatnonzero(hit.to_numpy(zero_copy_only=False))
-    if rows.size == 0:
-        return
-    subset = chunk.take(pa.array(rows))
-    per_kind = {k: pc.match_substring_regex(subset, DETECTORS[k].pattern) for k in kinds}
-    per_kind = {k: hits.to_numpy(zero_copy_only=False) for k, hits in per_kind.items()}
+    candidates = _prefiltered(chunk, kinds)
+    if candidates is not None:
+        yield from _confirmed_candidates(*candidates, kinds)
+
+
+def _confirmed_candidates(
+    rows: np.ndarray, subset: pa.Array, per_kind: dict[str, np.ndarray], kinds: tuple[str, ...]
+) -> Iterator[tuple[int, str, list[Match]]]:
     for position, text in enumerate(subset.to_pylist()):
         matches = _find(text, tuple(k for k in kinds if per_kind[k][position]))
         if matches:
@@ -588,14 +603,21 @@ def scrub_array_bulk(
     array: pa.Array | pa.ChunkedArray,
     replace_all: Callable[[list[tuple[Match, str]]], list[str]],
     kinds: Iterable[str] | None = None,
+    replace_kind: Callable[[str, pa.Array], pa.Array] | None = None,
 ) -> pa.Array | pa.ChunkedArray:
     """Like :func:`scrub_array`, but ask for every substitute of a chunk in one call.
 
     ``replace_all`` receives ``(match, matched_text)`` pairs and returns one substitute per
     pair, which lets a caller compute fakes for a whole batch at once instead of per match.
+    ``replace_kind``, when given, receives a kind and an Arrow array of values of that kind and
+    returns their substitutes as an Arrow array of the same length; it must agree with
+    ``replace_all``. Rows that hold a single email, phone number or IPv4 address then never
+    reach Python.
     """
     chosen = _kinds(kinds)
-    scrubbed = [_until_clean(chunk, lambda c: _scrub_chunk_bulk(c, replace_all, chosen)) for chunk in _chunks(array)]
+    scrubbed = [
+        _until_clean(chunk, lambda c: _scrub_chunk_bulk(c, replace_all, chosen, replace_kind)) for chunk in _chunks(array)
+    ]
     if isinstance(array, pa.ChunkedArray):
         return pa.chunked_array(scrubbed, type=array.type)
     return scrubbed[0]
@@ -633,7 +655,9 @@ def _one_by_one(replace: Callable[[Match, str], str]) -> Callable[[list[tuple[Ma
     return lambda pairs: [replace(match, text) for match, text in pairs]
 
 
-def _scrub_chunk_bulk(chunk: pa.Array, replace_all, kinds: tuple[str, ...]) -> tuple[pa.Array, np.ndarray]:
+def _scrub_chunk_bulk(
+    chunk: pa.Array, replace_all, kinds: tuple[str, ...], replace_kind=None
+) -> tuple[pa.Array, np.ndarray]:
     """Scrub one chunk; return it and, per row, whether a further pass must read the row again.
 
     A changed row is read again when a substitute is glued to its neighbours (see
@@ -642,29 +666,69 @@ def _scrub_chunk_bulk(chunk: pa.Array, replace_all, kinds: tuple[str, ...]) -> t
     character, so a match that a replacement exposed, or that the replaced match had
     overlapped, still shows. Any other row holds only what was written into it, and a further
     pass would leave our own fakes alone.
+
+    With ``replace_kind`` (kind, Arrow array of matched values -> Arrow array of substitutes),
+    rows holding one match of a kind in ``_SPLIT_KINDS`` are cut, replaced and reassembled in
+    Arrow (see :func:`_split_single_matches`); the others go through Python as before.
     """
     again = np.zeros(len(chunk), dtype=bool)
-    found = list(_confirmed_rows(chunk, kinds))
-    if not found:
+    candidates = _prefiltered(chunk, kinds)
+    if candidates is None:
         return chunk, again
-    pairs = [(m, text[m.start:m.end]) for _, text, matches in found for m in matches]
-    substitutes = iter(replace_all(pairs))
+    rows, subset, per_kind = candidates
+    splits = _split_single_matches(subset, per_kind, kinds) if replace_kind is not None else []
+    changed_rows: list[np.ndarray] = []
+    changed_texts: list[pa.Array] = []
+    in_python = np.ones(len(subset), dtype=bool)
+    for split in splits:
+        in_python[split.positions] = False
+        at = rows[split.positions]
+        changed_rows.append(at)
+        changed_texts.append(pc.binary_join_element_wise(split.pre, replace_kind(split.kind, split.value), split.post, ""))
+        blanked = pc.binary_join_element_wise(split.pre, split.post, " ")
+        again[at] = ~_isolated_arrow(split.pre, split.post) | _flags(
+            pc.match_substring_regex(blanked, _combined_pattern(kinds))
+        )
+    keep = np.flatnonzero(in_python)
+    found = list(_confirmed_candidates(rows[keep], subset.take(pa.array(keep)), {k: v[keep] for k, v in per_kind.items()}, kinds))
+    if found:
+        pairs = [(m, text[m.start:m.end]) for _, text, matches in found for m in matches]
+        substitutes = iter(replace_all(pairs))
+        replacements, blanked_texts, blanked_rows = [], [], []
+        for row, text, matches in found:
+            written = [next(substitutes) for _ in matches]
+            replacements.append(_apply(text, matches, iter(written).__next__))
+            if all(_isolated(text, m) for m in matches):
+                blanked_texts.append(_apply(text, matches, lambda: " "))
+                blanked_rows.append(row)
+            else:
+                again[row] = True
+        if blanked_texts:
+            hits = pc.match_substring_regex(pa.array(blanked_texts, pa.string()), _combined_pattern(kinds))
+            again[np.array(blanked_rows, dtype=np.int64)] = hits.to_numpy(zero_copy_only=False)
+        changed_rows.append(np.array([row for row, _, _ in found], dtype=np.int64))
+        changed_texts.append(pa.array(replacements, pa.string()))
+    if not changed_rows:
+        return chunk, again
+    at = np.concatenate(changed_rows)
     mask = np.zeros(len(chunk), dtype=bool)
-    replacements, blanked, blanked_rows = [], [], []
-    for row, text, matches in found:
-        mask[row] = True
-        written = [next(substitutes) for _ in matches]
-        replacements.append(_apply(text, matches, iter(written).__next__))
-        if all(_isolated(text, m) for m in matches):
-            blanked.append(_apply(text, matches, lambda: " "))
-            blanked_rows.append(row)
-        else:
-            again[row] = True
-    if blanked:
-        hits = pc.match_substring_regex(pa.array(blanked, pa.string()), _combined_pattern(kinds))
-        again[np.array(blanked_rows, dtype=np.int64)] = hits.to_numpy(zero_copy_only=False)
-    scrubbed = pc.replace_with_mask(chunk, pa.array(mask), pa.array(replacements, type=chunk.type))
-    return scrubbed, again
+    mask[at] = True
+    texts = pa.concat_arrays([t.cast(pa.string()) for t in changed_texts])
+    texts = texts.take(pa.array(np.argsort(at, kind="stable"))).cast(chunk.type)
+    return pc.replace_with_mask(chunk, pa.array(mask), texts), again
+
+
+# Whitespace on both readers' terms (Python's isspace and RE2's), and anything but a number
+# beside it: stricter than _isolated, so a row it passes _isolated passes too.
+_ISOLATED_LEFT = r"(?:^|[^\pN])[\t\n\x0b\f\r ]$"
+_ISOLATED_RIGHT = r"^[\t\n\x0b\f\r ](?:$|[^\pN])"
+
+
+def _isolated_arrow(pre: pa.Array, post: pa.Array) -> np.ndarray:
+    """:func:`_isolated` for split rows, from the text before and after their match."""
+    left = _flags(pc.equal(pre, "")) | _flags(pc.match_substring_regex(pre, _ISOLATED_LEFT))
+    right = _flags(pc.equal(post, "")) | _flags(pc.match_substring_regex(post, _ISOLATED_RIGHT))
+    return left & right
 
 
 def _isolated(text: str, match: Match) -> bool:
@@ -686,3 +750,128 @@ def _apply(text: str, matches: list[Match], substitute: Callable[[], str]) -> st
         pieces += [text[cursor:match.start], substitute()]
         cursor = match.end
     return "".join(pieces) + text[cursor:]
+
+
+# --- single matches cut out in Arrow ---------------------------------------------------------
+#
+# Most free-text rows that hold anything hold one email, one phone number or one address. For
+# those, RE2 can find the match and its confirmation can run as Arrow compute functions, so
+# the row never reaches Python. A row qualifies when exactly one kind's prefilter selects it,
+# that kind is one of _SPLIT_KINDS, the first match RE2 cuts out is confirmed, and nothing
+# after it hits the prefilter again; every other candidate row takes the Python path of
+# :func:`find`. The split patterns turn the Python lookaround guards into anchored
+# alternatives, which select the same first match under RE2's leftmost-first rules.
+
+_LOOKBEHIND = re.compile(r"^\(\?<!\[(?P<chars>[^\]]+)\]\)$")
+_LOOKAHEAD = re.compile(r"^\(\?!\[(?P<chars>[^\]]+)\](?:\|(?P<next>\\.|\[[^\]]+\])\[(?P<then>[^\]]+)\])?\)$")
+_REST = "(?s:.*)"
+
+
+def _class_body(chars: str) -> str:
+    """A character class body that stays one when joined to another (dashes at the ends escaped)."""
+    if chars.endswith("-") and not chars.endswith("\\-"):
+        chars = chars[:-1] + "\\-"
+    if chars.startswith("-"):
+        chars = "\\" + chars
+    return chars
+
+
+def _guard_prefix(guard: str) -> str:
+    """RE2 for what may stand before a match: nothing, or text ending in a character ``guard`` allows."""
+    parsed = _LOOKBEHIND.match(guard)
+    if parsed is None:
+        raise AssertionError(f"unsupported lookbehind guard {guard!r}")
+    return f"(?:|(?s:.*?)[^{_class_body(parsed['chars'])}])"
+
+
+def _guard_suffix(guard: str) -> str:
+    """RE2 for what may follow a match: nothing, or text that ``guard``'s lookahead would let pass."""
+    parsed = _LOOKAHEAD.match(guard)
+    if parsed is None:
+        raise AssertionError(f"unsupported lookahead guard {guard!r}")
+    first = _class_body(parsed["chars"])
+    if parsed["next"] is None:
+        return f"(?:|[^{first}]{_REST})"
+    nxt = parsed["next"]
+    nxt_body = nxt[1:-1] if nxt.startswith("[") else nxt
+    return f"(?:|[^{_class_body(nxt_body)}{first}]{_REST}|{nxt}(?:|[^{_class_body(parsed['then'])}]{_REST}))"
+
+
+def _split_pattern(kind: str) -> str:
+    before, after = _GUARDS[kind]
+    return f"^(?P<split_pre>{_guard_prefix(before)})(?P<split_match>{_CORES[kind]})(?P<split_post>{_guard_suffix(after)})$"
+
+
+_PROTOCOL_DOMAIN = "@(?:.*\\.)?(?:" + "|".join(re.escape(d) for d in sorted(EMAIL_LIKE_PROTOCOL_NAMES)) + ")$"
+
+
+def _emails_ok(values: pa.Array) -> np.ndarray:
+    """:func:`_email_ok` over an array."""
+    return ~_flags(pc.match_substring_regex(values, _PROTOCOL_DOMAIN, ignore_case=True))
+
+
+def _phones_ok(values: pa.Array) -> np.ndarray:
+    """:func:`_phone_ok` over an array."""
+    text = pc.replace_substring_regex(values, _PHONE_EXTENSION.pattern, "")
+    digits = _ints(pc.utf8_length(pc.replace_substring_regex(text, _NOT_DIGITS.pattern, "")))
+    digits -= 2 * _flags(pc.starts_with(text, "001"))
+    squeezed = pc.replace_substring(pc.replace_substring(text, ") ", ")"), " (", "(")
+    balanced = _ints(pc.count_substring(text, "(")) == _ints(pc.count_substring(text, ")"))
+    single = ~_flags(pc.match_substring_regex(squeezed, _DOUBLE_SEPARATOR.pattern))
+    not_year = ~_flags(pc.match_substring_regex(text, f"^(?:{_EXPANDED_YEAR.pattern})$"))
+    plus = _flags(pc.starts_with(text, "+"))
+    counted = np.where(plus, (digits >= 8) & (digits <= 15), (digits == 10) | (digits == 11))
+    return balanced & single & not_year & counted
+
+
+def _flags(booleans: pa.Array) -> np.ndarray:
+    return np.asarray(booleans.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _ints(integers: pa.Array) -> np.ndarray:
+    return np.asarray(integers.to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+# Kind -> confirmation over an array of matched values (None: the pattern is enough).
+_SPLIT_KINDS: dict[str, Callable[[pa.Array], np.ndarray] | None] = {
+    "email": _emails_ok,
+    "phone": _phones_ok,
+    "ipv4": None,
+}
+
+
+@dataclass
+class _Split:
+    """Rows of a candidate subset whose one match was cut out in Arrow."""
+
+    kind: str
+    positions: np.ndarray  # into the candidate subset
+    pre: pa.Array
+    value: pa.Array
+    post: pa.Array
+
+
+def _split_single_matches(subset: pa.Array, per_kind: dict[str, np.ndarray], kinds: tuple[str, ...]) -> list[_Split]:
+    """Cut out the match of every candidate row that holds exactly one, of a kind in _SPLIT_KINDS."""
+    hits = np.stack([per_kind[k] for k in kinds]) if kinds else np.zeros((0, len(subset)), bool)
+    single = hits.sum(axis=0) == 1
+    splits = []
+    for kind in kinds:
+        if kind not in _SPLIT_KINDS:
+            continue
+        positions = np.flatnonzero(single & per_kind[kind])
+        if positions.size == 0:
+            continue
+        parts = pc.extract_regex(subset.take(pa.array(positions)), _split_pattern(kind))
+        valid = _flags(parts.is_valid())
+        pre, value, post = (parts.field(f"split_{name}") for name in ("pre", "match", "post"))
+        if "value" in _CORES[kind]:  # the match had context ("call 5551234567"): Python cuts it
+            valid &= _ints(pc.utf8_length(parts.field("value").fill_null(""))) == 0
+        confirm = _SPLIT_KINDS[kind]
+        if confirm is not None:
+            valid &= confirm(value.fill_null(""))
+        # Anything after the match that the prefilter selects may be a second match.
+        valid &= ~_flags(pc.match_substring_regex(post.fill_null(""), _combined_pattern(kinds)))
+        keep = pa.array(np.flatnonzero(valid))
+        splits.append(_Split(kind, positions[valid], pre.take(keep), value.take(keep), post.take(keep)))
+    return splits

@@ -41,6 +41,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import re
 import time
 import zlib
 from collections.abc import Callable, Sequence
@@ -72,6 +73,14 @@ DOCUMENTATION_PREFIX_V6 = "2001:db8::"
 
 
 
+def _own_phone_prefix() -> str:
+    return _EN_PHONE.split("#", 1)[0]
+
+
+def _own_address_prefixes() -> tuple[str, ...]:
+    return tuple(f"{net}." for net in DOCUMENTATION_NETS_V4) + (DOCUMENTATION_PREFIX_V6[:-1],)
+
+
 def is_own_fake(kind: str, text: str) -> bool:
     """Whether ``text`` has the shape this module writes for ``kind`` on reserved ranges.
 
@@ -82,8 +91,25 @@ def is_own_fake(kind: str, text: str) -> bool:
         domain = text.rpartition("@")[2].lower()
         return "@" in text and domain in RESERVED_DOMAINS
     if kind == "phone":
-        return text.startswith(_EN_PHONE.split("#", 1)[0])
-    return text.startswith(tuple(f"{net}." for net in DOCUMENTATION_NETS_V4) + (DOCUMENTATION_PREFIX_V6[:-1],))
+        return text.startswith(_own_phone_prefix())
+    return text.startswith(_own_address_prefixes())
+
+
+_RESERVED_MAILBOX = "@(?:" + "|".join(d.replace(".", "\\.") for d in RESERVED_DOMAINS) + ")$"
+
+
+def own_fake_mask(kind: str, values) -> np.ndarray:
+    """:func:`is_own_fake` for every value of an Arrow string array (a null is no fake)."""
+    import pyarrow.compute as pc
+
+    if kind == "email":
+        # The text after the last "@" is a reserved domain exactly when the text ends in "@" + it.
+        hits = pc.match_substring_regex(values, _RESERVED_MAILBOX, ignore_case=True)
+    elif kind == "phone":
+        hits = pc.starts_with(values, _own_phone_prefix())
+    else:
+        hits = pc.match_substring_regex(values, "^(?:" + "|".join(re.escape(p) for p in _own_address_prefixes()) + ")")
+    return np.asarray(hits.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
 CODE_LENGTH = 13

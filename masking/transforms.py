@@ -51,9 +51,10 @@ class ColumnContext:
     batch: pa.RecordBatch | None = None
     stats: dict[str, int] = field(default_factory=dict)
     # When a list: ``scrub`` appends the original personal values it replaced (kinds in
-    # detectors.PERSONAL_KINDS), so the caller can fingerprint them without a second search.
+    # detectors.PERSONAL_KINDS), so the caller can fingerprint them without a second search:
+    # strings one by one, and string arrays for rows it replaced in Arrow.
     # The caller empties it after every batch.
-    found: list[str] | None = None
+    found: list[str | pa.Array] | None = None
 
     def count(self, name: str, n: int = 1) -> None:
         self.stats[name] = self.stats.get(name, 0) + n
@@ -509,7 +510,9 @@ class Scrub(Transform):
         from masking import detectors
 
         replacer = TextReplacer(ctx)
-        out = detectors.scrub_array_bulk(array, replacer.replace_all, kinds=self.options["kinds"])
+        out = detectors.scrub_array_bulk(
+            array, replacer.replace_all, kinds=self.options["kinds"], replace_kind=replacer.replace_kind
+        )
         ctx.count("scrubbed_values", replacer.replaced)
         return out
 
@@ -553,6 +556,27 @@ class TextReplacer:
             for i, value in zip(positions, values):
                 out[i] = value
         return out
+
+    def replace_kind(self, kind: str, values: pa.Array) -> pa.Array:
+        """Substitutes for values of one kind, as :meth:`replace_all` gives them, in Arrow.
+
+        Only for kinds with a fake (``FAKE_KINDS``); our own fakes come back unchanged.
+        """
+        from masking import detectors, fakes
+
+        fake_kind = self.FAKE_KINDS[kind]
+        fresh = ~fakes.own_fake_mask(fake_kind, values)
+        originals = values.filter(pa.array(fresh))
+        self.replaced += len(originals)
+        if not len(originals):
+            return values
+        if self.ctx.found is not None and kind in detectors.PERSONAL_KINDS:
+            self.ctx.found.append(originals)
+        locale = "ja_JP" if kind == "phone_jp" else self.ctx.locale
+        texts = pc.utf8_lower(originals) if fake_kind == "email" else originals
+        digests = self.ctx.key.digests64_arrow(fake_kind, texts)
+        substitutes = fakes.fake_values(fake_kind, digests, locale, unique=fake_kind in ALWAYS_UNIQUE)
+        return pc.replace_with_mask(values, pa.array(fresh), pa.array(substitutes, values.type))
 
     def __call__(self, match, text: str) -> str:
         from masking import fakes

@@ -502,3 +502,109 @@ def test_a_phone_exposed_by_replacing_the_email_glued_to_it_is_scrubbed_by_a_fur
     (out,) = _scrub_passes(["a@b.com+1 415 555 0100"])
 
     assert "a@b.com" not in out and "415 555 0100" not in out
+
+
+# --- single matches cut in Arrow ---------------------------------------------------------------
+
+_SPLIT_TOKENS = [
+    "jane.doe@mail.example.org", "J.Doe+tag@Sub.Example.ORG", "x@y.co", "hmac-sha1@openssh.com", "a@b.c0m",
+    "user@example.com", "USER@EXAMPLE.NET", "a.b@x.org.", "+1-415-555-0100", "+1 415 555 0100", "(415) 555-0100",
+    "415-555-0100x12", "415.555.0100 ext. 7", "001-513-290-9960", "+1-555-123-4567", "+002026-12-03", "415--555-0100",
+    "(415 555-0100", "+44 20 7946 0958", "+81 90-1234-5678", "call 8209679701", "192.168.10.20", "192.0.2.7",
+    "010.001.002.003", "256.1.1.1", "1.2.3.4.5", "4111 1111 1111 1111", "GB82WEST12345698765432", "AKIAIOSFODNN7EXAMPLE",
+    "2001:db8::1", "fe80::1:2", "v1.2.3.4", "ORD-2024-123456",
+]
+_SPLIT_GLUE = ["", " ", "  ", "\t", "\n", "\xa0", "\u3000", ",", ".", "-", "+", "(", ")", "@", "x", "7", "０", "² ", ": ", ". 5"]
+
+
+def _scrub_both_ways(texts: list[str]) -> tuple[tuple[list, int, list], tuple[list, int, list]]:
+    """Scrub ``texts`` with and without the Arrow split; return (output, replaced, found) of each."""
+    from masking import schema as S
+    from masking import transforms as T
+    from masking.keys import MaskingKey
+
+    kinds = detectors._kinds(None)
+    results = []
+    for split in (False, True):
+        ctx = T.ColumnContext(MaskingKey.demo(), "t", S.Column(name="note", sql_type="text", logical=S.STRING))
+        ctx.found = []
+        replacer = T.TextReplacer(ctx)
+        kind = replacer.replace_kind if split else None
+        out = detectors._until_clean(pa.array(texts), lambda c: detectors._scrub_chunk_bulk(c, replacer.replace_all, kinds, kind))
+        found = sorted(v for f in ctx.found for v in ([f] if isinstance(f, str) else f.to_pylist()))
+        results.append((out.to_pylist(), replacer.replaced, found))
+    return results[0], results[1]
+
+
+def test_rows_cut_in_arrow_come_out_as_the_python_path_scrubs_them():
+    texts = [f"{left}{token}{right}" for token in _SPLIT_TOKENS for left in _SPLIT_GLUE for right in _SPLIT_GLUE]
+    texts += [f"Note: {a}{glue}{b} end" for a in _SPLIT_TOKENS[::3] for b in _SPLIT_TOKENS[1::4] for glue in _SPLIT_GLUE[:6]]
+    texts += [None, "", "nothing here", "Call back on +1-415-555-0100 after 5pm", "mail jane@x.org\nor jim@y.org"]
+
+    in_python, in_arrow = _scrub_both_ways(texts)
+
+    assert in_arrow[0] == in_python[0]
+    assert in_arrow[1] == in_python[1] > 1000
+    assert in_arrow[2] == in_python[2]
+
+
+def test_the_arrow_split_takes_the_common_rows_and_leaves_the_rest_to_python():
+    # One email, one phone, one address per row: cut in Arrow. Two kinds, a second match, a
+    # card, a phone after a phone word, or a protocol name that is no email: Python.
+    texts = ["mail jane@x.org today", "call +1-415-555-0100", "from 10.0.0.7", "jane@x.org or +1-415-555-0100",
+             "jane@x.org and jim@y.org", "card 4111 1111 1111 1111", "call 8209679701", "hmac-sha1@openssh.com"]
+    chunk = pa.array(texts)
+    rows, subset, per_kind = detectors._prefiltered(chunk, detectors._kinds(None))
+    splits = detectors._split_single_matches(subset, per_kind, detectors._kinds(None))
+
+    cut = {int(rows[p]): s.kind for s in splits for p in s.positions}
+    assert cut == {0: "email", 1: "phone", 2: "ipv4"}
+    values = {s.kind: s.value.to_pylist() for s in splits}
+    assert values == {"email": ["jane@x.org"], "phone": ["+1-415-555-0100"], "ipv4": ["10.0.0.7"]}
+
+
+@pytest.mark.parametrize("kind", ["email", "phone", "ipv4"])
+def test_a_split_pattern_finds_the_first_match_python_finds(kind):
+    import itertools
+
+    tokens = [t for t in _SPLIT_TOKENS if detectors._python_regex(kind).search(t)]
+    texts = ["".join(p) for p in itertools.product(_SPLIT_GLUE[:12], tokens, _SPLIT_GLUE[:12])]
+    parts = pc.extract_regex(pa.array(texts), detectors._split_pattern(kind)).to_pylist()
+
+    for text, cut in zip(texts, parts):
+        first = detectors._python_regex(kind).search(text)
+        if first is None:
+            assert cut is None, text
+        else:
+            assert cut is not None, text
+            assert (cut["split_pre"], cut["split_match"]) == (text[:first.start()], first.group()), text
+
+
+@pytest.mark.parametrize("kind", ["email", "phone"])
+def test_arrow_confirmations_agree_with_python(kind):
+    values = [t for t in _SPLIT_TOKENS for t in (t, t.upper(), t + "x99", "(" + t + ")")]
+    confirm = {"email": detectors._email_ok, "phone": detectors._phone_ok}[kind]
+    vectorised = {"email": detectors._emails_ok, "phone": detectors._phones_ok}[kind]
+
+    assert vectorised(pa.array(values)).tolist() == [confirm(v) for v in values]
+
+
+def test_own_fake_mask_agrees_with_is_own_fake():
+    from masking import fakes
+
+    values = ["a@example.com", "A@EXAMPLE.ORG", "a@example.com.evil", "a@b@example.net", "example.com", "+1-555-123-4567",
+              "+1-5551234567", "192.0.2.1", "198.51.100.200", "203.0.113.9", "2001:db8::1", "10.0.0.1", ""]
+    for kind in ("email", "phone", "ipv4", "ipv6"):
+        assert fakes.own_fake_mask(kind, pa.array(values)).tolist() == [fakes.is_own_fake(kind, v) for v in values], kind
+
+
+@pytest.mark.corpus
+@pytest.mark.parametrize("log", ["logs/fail2ban/postfix", "logs/fail2ban/sshd", "logs/fail2ban/nginx-http-auth"])
+def test_corpus_log_lines_scrub_the_same_with_and_without_the_arrow_split(corpus, log):
+    lines = read(corpus, log).splitlines()
+    lines += [line.split(": ", 1)[-1] for line in lines]  # also without the syslog prefix
+
+    in_python, in_arrow = _scrub_both_ways(lines)
+
+    assert in_arrow == in_python
+    assert in_python[1] > 0

@@ -120,8 +120,11 @@ class BatchMasker:
             ]
         else:
             found = []
-        if found:
-            parts.append(fingerprints(self.key, found))
+        # The scrubber hands over single strings, and Arrow arrays for the rows it cut in Arrow.
+        texts = [value for value in found if isinstance(value, str)]
+        if texts:
+            parts.append(fingerprints(self.key, texts))
+        parts += [fingerprints(self.key, value) for value in found if not isinstance(value, str) and len(value)]
         return np.concatenate(parts) if parts else np.zeros(0, np.uint64)
 
 
