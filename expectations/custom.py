@@ -85,6 +85,28 @@ def is_reserved(kind: str, text: str) -> bool:
     return False
 
 
+_RESERVED_EMAIL = "@(?:[^@]*\\.)?(?:" + "|".join(d.replace(".", "\\.") for d in fakes.RESERVED_DOMAINS) + ")$"
+_OCTET_NO_PADDING = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_RESERVED_IPV4 = "^(?:" + "|".join(n.replace(".", "\\.") for n in fakes.DOCUMENTATION_NETS_V4) + f")\\.{_OCTET_NO_PADDING}$"
+
+
+def reserved_mask(kind: str, values: pa.Array) -> np.ndarray:
+    """:func:`is_reserved` over an Arrow array of matched emails, phone numbers or IPv4 addresses."""
+    if kind == "email":
+        hits = pc.match_substring_regex(values, _RESERVED_EMAIL, ignore_case=True)
+    elif kind == "phone":
+        digits = pc.replace_substring_regex(values, "[^0-9]+", "")
+        national = pc.if_else(
+            pc.and_(pc.equal(pc.utf8_length(digits), 11), pc.starts_with(digits, "1")), pc.utf8_slice_codeunits(digits, 1), digits
+        )
+        hits = pc.and_(pc.equal(pc.utf8_length(national), 10), pc.starts_with(national, "555"))
+    elif kind == "ipv4":
+        hits = pc.match_substring_regex(values, _RESERVED_IPV4)
+    else:
+        raise ValueError(f"reserved_mask: no Arrow form for kind {kind!r}; use is_reserved")
+    return np.asarray(hits.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
 @dataclass
 class Findings:
     """Confirmed, non-reserved detector matches in one column of one batch.
@@ -154,7 +176,12 @@ def analyse(array: pa.Array | pa.ChunkedArray) -> Findings:
     # back its matches, so no second search per row is needed to read them.
     encoded = subset.dictionary_encode() if isinstance(subset, pa.Array) else subset.combine_chunks().dictionary_encode()
     per_text: dict[int, list[tuple[str, str]]] = {}
-    for position, text, matches in detectors.find_all(encoded.dictionary):
+    singles, others = detectors.find_all_arrow(encoded.dictionary)
+    for single in singles:  # texts holding one email, phone or address: judged in Arrow
+        personal = ~reserved_mask(single.kind, single.values)
+        for position, token in zip(single.rows[personal].tolist(), single.values.filter(pa.array(personal)).to_pylist()):
+            per_text[position] = [(single.kind, token)]
+    for position, text, matches in others:
         tokens = [(m.kind, text[m.start:m.end]) for m in matches]
         tokens = [(kind, token) for kind, token in tokens if not is_reserved(kind, token)]
         if tokens:

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from expectations import spill
 from masking import detectors
@@ -70,6 +71,7 @@ EDITS_INSIDE = frozenset({"scrub", "regex", "json"})
 # BASIC gives counts; no sample values are collected at all.
 RESULT_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": 0}
 _HASH_STEP = np.uint64(1_099_511_628_211)
+KEY_HASH_DOMAIN = "cleanroom/gate-key"
 
 
 class SuiteError(CleanroomError):
@@ -294,7 +296,7 @@ def validate_snapshot(
             stack.callback(_remove_tree, work_dir)
         spilled = _Spilled(work_dir, sum(t.expected_rows for t in tables), identifier_fingerprints)
         by_name = {t.name: t for t in tables}
-        key_sets = _KeySets(by_name, spilled)
+        key_sets = _KeySets(by_name, spilled, key)
         for table in tables:
             suite = build_suite(source, table)
             if report_dir is not None:
@@ -495,7 +497,6 @@ class _TableValidation:
         detectors may claim (it could be any id), but when it equals an original value of a
         masked column it is a leak all the same.
         """
-        import pyarrow.compute as pc
 
         candidates = pc.fill_null(pc.match_substring_regex(values, r"[0-9]{7}"), False).to_numpy(zero_copy_only=False)
         return [(int(i), run) for i in np.flatnonzero(candidates) for run in DIGIT_RUN.findall(values[int(i)].as_py())]
@@ -509,11 +510,11 @@ class _TableValidation:
     def _collect_keys(self, chunk: pa.Table) -> None:
         for name, hashed in self.unique_hashes.items():
             if name in chunk.column_names:
-                hashes, valid = _hash_keys([chunk.column(name)])
+                hashes, valid = _hash_keys([chunk.column(name)], self.key)
                 hashed.add(hashes[valid])
         for (cols, _, _), hashed in zip(self.fks, self.fk_hashes):
             if all(c in chunk.column_names for c in cols):
-                hashes, valid = _hash_keys([chunk.column(c) for c in cols])
+                hashes, valid = _hash_keys([chunk.column(c) for c in cols], self.key)
                 hashed.add(hashes[valid])
 
     def _finish(self) -> None:
@@ -542,8 +543,8 @@ class _TableValidation:
 class _KeySets:
     """Hashes of referenced key columns, spilled once per (table, columns)."""
 
-    def __init__(self, tables: dict[str, TableInput], spilled: _Spilled) -> None:
-        self.tables, self.spilled = tables, spilled
+    def __init__(self, tables: dict[str, TableInput], spilled: _Spilled, key: MaskingKey) -> None:
+        self.tables, self.spilled, self.key = tables, spilled, key
         self.cache: dict[tuple[str, tuple[str, ...]], spill.PartitionedSet] = {}
 
     def get(self, table: str, columns: tuple[str, ...]) -> spill.PartitionedSet:
@@ -555,7 +556,7 @@ class _KeySets:
                 log.warning("referenced table %s is not published; every key referring to it dangles", table)
             else:
                 for batch in source.batches():
-                    hashes, valid = _hash_keys([batch.column(c) for c in columns])
+                    hashes, valid = _hash_keys([batch.column(c) for c in columns], self.key)
                     hashed.add(hashes[valid])
         return self.cache[slot]
 
@@ -606,14 +607,26 @@ def _chunks(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.Table]:
         yield pa.Table.from_batches(pending)
 
 
+DISTINCT_SAMPLE = 4096
+"""Values of a column looked at to decide whether fingerprinting its distinct values pays."""
+
+
 def _encode_fingerprints(key: MaskingKey, values: pa.Array | pa.ChunkedArray):
     """Fingerprint the distinct values of a column once; return (fps, row index, valid).
+
+    ``fps[idx[row]]`` is the fingerprint of ``row``. A column whose sample is mostly distinct
+    is fingerprinted row by row (``idx`` is then the row number).
 
     The distinct values stay in Arrow: :func:`fingerprints` normalises and hashes them there,
     as extraction did for the originals.
     """
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
+    head = values.slice(0, DISTINCT_SAMPLE)
+    if len(values) > DISTINCT_SAMPLE and len(pc.unique(head)) > len(head) // 2:
+        # Mostly distinct (emails, notes): a hash table of the values would cost more than it saves.
+        valid = values.is_valid().to_numpy(zero_copy_only=False)
+        return fingerprints(key, values), np.arange(len(values), dtype=np.int64), valid
     encoded = values.dictionary_encode()
     distinct = encoded.dictionary
     fps = fingerprints(key, distinct) if len(distinct) else np.zeros(0, dtype=np.uint64)
@@ -685,8 +698,12 @@ class _RowStream:
         return extra
 
 
-def _hash_keys(columns: list[pa.Array | pa.ChunkedArray]) -> tuple[np.ndarray, np.ndarray]:
-    """Return a 64-bit hash per row of one or more key columns, and where every part is non-null."""
+def _hash_keys(columns: list[pa.Array | pa.ChunkedArray], key: MaskingKey) -> tuple[np.ndarray, np.ndarray]:
+    """Return a 64-bit hash per row of one or more key columns, and where every part is non-null.
+
+    Integers are their own hash; text is hashed with the run's key (in C, no Python object per
+    value), so equal keys in a child and its parent table hash alike.
+    """
     combined, valid = None, None
     for column in columns:
         present = column.is_valid().to_numpy(zero_copy_only=False)
@@ -694,7 +711,7 @@ def _hash_keys(columns: list[pa.Array | pa.ChunkedArray]) -> tuple[np.ndarray, n
             hashes = column.cast(pa.int64()).fill_null(0).to_numpy().view(np.uint64)
         else:
             text = column if _is_string(column.type) else column.cast(pa.string())
-            hashes = pd.util.hash_array(text.fill_null("").to_numpy(zero_copy_only=False))
+            hashes = key.digests64_arrow(KEY_HASH_DOMAIN, text)
         combined = hashes if combined is None else (combined * _HASH_STEP) ^ hashes
         valid = present if valid is None else valid & present
     return combined, valid

@@ -536,6 +536,25 @@ def _confirmed_rows(chunk: pa.Array, kinds: tuple[str, ...]) -> Iterator[tuple[i
         yield from _confirmed_candidates(*candidates, kinds)
 
 
+def _matches_of_chunk(
+    chunk: pa.Array, kinds: tuple[str, ...], *, split: bool
+) -> tuple[list[_Split], list[tuple[int, str, list[Match]]]]:
+    """The confirmed matches of a chunk: rows cut in Arrow (with ``split``), then the rest from Python."""
+    candidates = _prefiltered(chunk, kinds)
+    if candidates is None:
+        return [], []
+    rows, subset, per_kind = candidates
+    splits = _split_single_matches(subset, per_kind, kinds) if split else []
+    in_python = np.ones(len(subset), dtype=bool)
+    for cut in splits:
+        in_python[cut.rows] = False
+        cut.rows = rows[cut.rows]
+    keep = np.flatnonzero(in_python)
+    if keep.size < len(subset):
+        rows, subset, per_kind = rows[keep], subset.take(pa.array(keep)), {k: v[keep] for k, v in per_kind.items()}
+    return splits, list(_confirmed_candidates(rows, subset, per_kind, kinds))
+
+
 def _confirmed_candidates(
     rows: np.ndarray, subset: pa.Array, per_kind: dict[str, np.ndarray], kinds: tuple[str, ...]
 ) -> Iterator[tuple[int, str, list[Match]]]:
@@ -557,6 +576,35 @@ def find_all(array: pa.Array | pa.ChunkedArray, kinds: Iterable[str] | None = No
         for row, text, matches in _confirmed_rows(chunk, chosen):
             yield offset + row, text, matches
         offset += len(chunk)
+
+
+@dataclass(frozen=True)
+class SingleMatches:
+    """Rows of an array whose one confirmed match, of one kind, was found in Arrow."""
+
+    kind: str
+    rows: np.ndarray
+    values: pa.Array  # the matched text, one per row
+
+
+def find_all_arrow(
+    array: pa.Array | pa.ChunkedArray, kinds: Iterable[str] | None = None
+) -> tuple[list[SingleMatches], list[tuple[int, str, list[Match]]]]:
+    """What :func:`find_all` yields, with rows whose only match is an email, phone or IPv4 address in Arrow.
+
+    Returns ``(singles, others)``: the single matches by kind, and ``(row, text, matches)`` of
+    every other row holding a match. Together they hold the same matches as :func:`find_all`.
+    """
+    chosen = _kinds(kinds)
+    singles: list[SingleMatches] = []
+    others: list[tuple[int, str, list[Match]]] = []
+    offset = 0
+    for chunk in _chunks(array):
+        splits, found = _matches_of_chunk(chunk, chosen, split=True)
+        singles += [SingleMatches(cut.kind, offset + cut.rows, cut.value) for cut in splits]
+        others += [(offset + row, text, matches) for row, text, matches in found]
+        offset += len(chunk)
+    return singles, others
 
 
 def count_rows(array: pa.Array | pa.ChunkedArray, kinds: Iterable[str] | None = None) -> dict[str, int]:
@@ -672,25 +720,17 @@ def _scrub_chunk_bulk(
     Arrow (see :func:`_split_single_matches`); the others go through Python as before.
     """
     again = np.zeros(len(chunk), dtype=bool)
-    candidates = _prefiltered(chunk, kinds)
-    if candidates is None:
-        return chunk, again
-    rows, subset, per_kind = candidates
-    splits = _split_single_matches(subset, per_kind, kinds) if replace_kind is not None else []
+    splits, found = _matches_of_chunk(chunk, kinds, split=replace_kind is not None)
     changed_rows: list[np.ndarray] = []
     changed_texts: list[pa.Array] = []
-    in_python = np.ones(len(subset), dtype=bool)
     for split in splits:
-        in_python[split.positions] = False
-        at = rows[split.positions]
-        changed_rows.append(at)
-        changed_texts.append(pc.binary_join_element_wise(split.pre, replace_kind(split.kind, split.value), split.post, ""))
-        blanked = pc.binary_join_element_wise(split.pre, split.post, " ")
-        again[at] = ~_isolated_arrow(split.pre, split.post) | _flags(
+        changed_rows.append(split.rows)
+        nothing, space = pa.scalar("", split.pre.type), pa.scalar(" ", split.pre.type)
+        changed_texts.append(pc.binary_join_element_wise(split.pre, replace_kind(split.kind, split.value), split.post, nothing))
+        blanked = pc.binary_join_element_wise(split.pre, split.post, space)
+        again[split.rows] = ~_isolated_arrow(split.pre, split.post) | _flags(
             pc.match_substring_regex(blanked, _combined_pattern(kinds))
         )
-    keep = np.flatnonzero(in_python)
-    found = list(_confirmed_candidates(rows[keep], subset.take(pa.array(keep)), {k: v[keep] for k, v in per_kind.items()}, kinds))
     if found:
         pairs = [(m, text[m.start:m.end]) for _, text, matches in found for m in matches]
         substitutes = iter(replace_all(pairs))
@@ -814,7 +854,7 @@ def _phones_ok(values: pa.Array) -> np.ndarray:
     """:func:`_phone_ok` over an array."""
     text = pc.replace_substring_regex(values, _PHONE_EXTENSION.pattern, "")
     digits = _ints(pc.utf8_length(pc.replace_substring_regex(text, _NOT_DIGITS.pattern, "")))
-    digits -= 2 * _flags(pc.starts_with(text, "001"))
+    digits = digits - 2 * _flags(pc.starts_with(text, "001"))
     squeezed = pc.replace_substring(pc.replace_substring(text, ") ", ")"), " (", "(")
     balanced = _ints(pc.count_substring(text, "(")) == _ints(pc.count_substring(text, ")"))
     single = ~_flags(pc.match_substring_regex(squeezed, _DOUBLE_SEPARATOR.pattern))
@@ -845,7 +885,7 @@ class _Split:
     """Rows of a candidate subset whose one match was cut out in Arrow."""
 
     kind: str
-    positions: np.ndarray  # into the candidate subset
+    rows: np.ndarray  # positions in the candidate subset, then (_matches_of_chunk) in the chunk
     pre: pa.Array
     value: pa.Array
     post: pa.Array
@@ -872,6 +912,8 @@ def _split_single_matches(subset: pa.Array, per_kind: dict[str, np.ndarray], kin
             valid &= confirm(value.fill_null(""))
         # Anything after the match that the prefilter selects may be a second match.
         valid &= ~_flags(pc.match_substring_regex(post.fill_null(""), _combined_pattern(kinds)))
+        if not valid.any():
+            continue
         keep = pa.array(np.flatnonzero(valid))
         splits.append(_Split(kind, positions[valid], pre.take(keep), value.take(keep), post.take(keep)))
     return splits

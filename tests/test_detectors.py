@@ -517,7 +517,7 @@ _SPLIT_TOKENS = [
 _SPLIT_GLUE = ["", " ", "  ", "\t", "\n", "\xa0", "\u3000", ",", ".", "-", "+", "(", ")", "@", "x", "7", "０", "² ", ": ", ". 5"]
 
 
-def _scrub_both_ways(texts: list[str]) -> tuple[tuple[list, int, list], tuple[list, int, list]]:
+def _scrub_both_ways(texts: list[str], kind: pa.DataType = pa.string()) -> tuple[tuple[list, int, list], tuple[list, int, list]]:
     """Scrub ``texts`` with and without the Arrow split; return (output, replaced, found) of each."""
     from masking import schema as S
     from masking import transforms as T
@@ -529,19 +529,22 @@ def _scrub_both_ways(texts: list[str]) -> tuple[tuple[list, int, list], tuple[li
         ctx = T.ColumnContext(MaskingKey.demo(), "t", S.Column(name="note", sql_type="text", logical=S.STRING))
         ctx.found = []
         replacer = T.TextReplacer(ctx)
-        kind = replacer.replace_kind if split else None
-        out = detectors._until_clean(pa.array(texts), lambda c: detectors._scrub_chunk_bulk(c, replacer.replace_all, kinds, kind))
+        by_kind = replacer.replace_kind if split else None
+        out = detectors._until_clean(
+            pa.array(texts, kind), lambda c: detectors._scrub_chunk_bulk(c, replacer.replace_all, kinds, by_kind)
+        )
         found = sorted(v for f in ctx.found for v in ([f] if isinstance(f, str) else f.to_pylist()))
         results.append((out.to_pylist(), replacer.replaced, found))
     return results[0], results[1]
 
 
-def test_rows_cut_in_arrow_come_out_as_the_python_path_scrubs_them():
+@pytest.mark.parametrize("kind", [pa.string(), pa.large_string()], ids=str)
+def test_rows_cut_in_arrow_come_out_as_the_python_path_scrubs_them(kind):
     texts = [f"{left}{token}{right}" for token in _SPLIT_TOKENS for left in _SPLIT_GLUE for right in _SPLIT_GLUE]
     texts += [f"Note: {a}{glue}{b} end" for a in _SPLIT_TOKENS[::3] for b in _SPLIT_TOKENS[1::4] for glue in _SPLIT_GLUE[:6]]
     texts += [None, "", "nothing here", "Call back on +1-415-555-0100 after 5pm", "mail jane@x.org\nor jim@y.org"]
 
-    in_python, in_arrow = _scrub_both_ways(texts)
+    in_python, in_arrow = _scrub_both_ways(texts, kind)
 
     assert in_arrow[0] == in_python[0]
     assert in_arrow[1] == in_python[1] > 1000
@@ -553,14 +556,26 @@ def test_the_arrow_split_takes_the_common_rows_and_leaves_the_rest_to_python():
     # card, a phone after a phone word, or a protocol name that is no email: Python.
     texts = ["mail jane@x.org today", "call +1-415-555-0100", "from 10.0.0.7", "jane@x.org or +1-415-555-0100",
              "jane@x.org and jim@y.org", "card 4111 1111 1111 1111", "call 8209679701", "hmac-sha1@openssh.com"]
-    chunk = pa.array(texts)
-    rows, subset, per_kind = detectors._prefiltered(chunk, detectors._kinds(None))
-    splits = detectors._split_single_matches(subset, per_kind, detectors._kinds(None))
 
-    cut = {int(rows[p]): s.kind for s in splits for p in s.positions}
-    assert cut == {0: "email", 1: "phone", 2: "ipv4"}
-    values = {s.kind: s.value.to_pylist() for s in splits}
-    assert values == {"email": ["jane@x.org"], "phone": ["+1-415-555-0100"], "ipv4": ["10.0.0.7"]}
+    singles, others = detectors.find_all_arrow(pa.chunked_array([texts[:3], texts[3:]]))
+
+    assert {s.kind: (s.rows.tolist(), s.values.to_pylist()) for s in singles} == {
+        "email": ([0], ["jane@x.org"]), "phone": ([1], ["+1-415-555-0100"]), "ipv4": ([2], ["10.0.0.7"]),
+    }
+    assert [row for row, _, _ in others] == [3, 4, 5, 6]
+
+
+def test_find_all_arrow_holds_the_matches_find_all_finds():
+    texts = [f"{left}{token}{right}" for token in _SPLIT_TOKENS for left in _SPLIT_GLUE[::2] for right in _SPLIT_GLUE[1::2]]
+    texts += [None, "", "a@b.org, c@d.org"]
+
+    singles, others = detectors.find_all_arrow(pa.array(texts))
+    split = {(int(r), s.kind, v) for s in singles for r, v in zip(s.rows, s.values.to_pylist())}
+    rest = {(r, m.kind, t[m.start:m.end]) for r, t, ms in others for m in ms}
+
+    expected = {(r, m.kind, t[m.start:m.end]) for r, t, ms in detectors.find_all(pa.array(texts)) for m in ms}
+    assert split | rest == expected
+    assert len(split) > 500 and not {r for r, _, _ in split} & {r for r, _, _ in rest}
 
 
 @pytest.mark.parametrize("kind", ["email", "phone", "ipv4"])

@@ -378,3 +378,38 @@ def test_clean_snapshot_passes_over_many_partitions_and_leaves_no_spill(many_par
 
     assert fired(summary) == set()
     assert not work.exists()
+
+
+def test_reserved_mask_agrees_with_is_reserved():
+    from expectations import custom
+
+    values = {
+        "email": ["a@example.com", "A.B@EXAMPLE.ORG", "x@mail.example.net", "x@example.com.evil.org", "x@notexample.com",
+                  "x@example.co", "jane@gmail.com"],
+        "phone": ["+1-555-123-4567", "555-123-4567", "(555) 123-4567", "1 555 123 4567", "+1-555-123-4567 x12",
+                  "+44 555 123 4567", "415-555-0100", "+15551234567"],
+        "ipv4": ["192.0.2.1", "198.51.100.255", "203.0.113.0", "192.0.2.01", "192.0.3.1", "10.0.0.1", "203.0.113.256"],
+    }
+    for kind, texts in values.items():
+        assert custom.reserved_mask(kind, pa.array(texts)).tolist() == [custom.is_reserved(kind, t) for t in texts], kind
+
+
+def test_detector_counts_are_the_same_for_texts_judged_in_arrow_and_in_python():
+    from expectations import custom
+    from masking import detectors
+
+    texts = ["mail jane@x.org", "mail jane@example.com", "call +1-415-555-0100", "call +1-555-123-4567", "from 10.0.0.7",
+             "from 192.0.2.7", "jane@x.org, +1-415-555-0100", "x@example.com, 198.51.100.2", None, "clean"] * 3
+
+    found = custom.analyse(pa.array(texts))
+
+    expected: dict[str, set[int]] = {}
+    for row, text, matches in detectors.find_all(pa.array(texts)):
+        for m in matches:
+            if not custom.is_reserved(m.kind, text[m.start:m.end]):
+                expected.setdefault(m.kind, set()).add(row)
+    assert {k: set(v.tolist()) for k, v in found.rows.items()} == expected
+    assert sorted(found.tokens) == sorted(
+        (row, m.kind, text[m.start:m.end]) for row, text, matches in detectors.find_all(pa.array(texts)) for m in matches
+        if not custom.is_reserved(m.kind, text[m.start:m.end])
+    )
