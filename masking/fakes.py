@@ -46,6 +46,7 @@ import time
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 from datetime import date
 
 import numpy as np
@@ -153,7 +154,31 @@ def _pick(digests: np.ndarray, component: str, size: int, cumulative: np.ndarray
     if cumulative is None:
         return (z % np.uint64(size)).astype(np.intp)
     unit = (z >> np.uint64(11)).astype(np.float64) * 2.0**-53
-    return np.minimum(np.searchsorted(cumulative, unit, side="right"), size - 1)
+    return np.minimum(_weighted_index(cumulative, unit), size - 1)
+
+
+_GRID_BITS = 20
+_GRIDS: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _weighted_index(cumulative: np.ndarray, unit: np.ndarray) -> np.ndarray:
+    """``np.searchsorted(cumulative, unit, side="right")``, mostly by one table lookup.
+
+    The answer for a unit in grid cell k lies between the answers at the cell's two ends; where
+    they are equal (all but a few rows) that is it, elsewhere the search runs for those rows.
+    """
+    entry = _GRIDS.get(id(cumulative))
+    if entry is None or entry[0] is not cumulative:
+        edges = np.arange((1 << _GRID_BITS) + 1, dtype=np.float64) * 2.0**-_GRID_BITS
+        entry = _GRIDS[id(cumulative)] = (cumulative, np.searchsorted(cumulative, edges, side="right"))
+    grid = entry[1]
+    cell = (unit * (1 << _GRID_BITS)).astype(np.intp)
+    low, high = grid[cell], grid[cell + 1]
+    out = low.copy()
+    unsure = np.flatnonzero(low != high)
+    if unsure.size:
+        out[unsure] = np.searchsorted(cumulative, unit[unsure], side="right")
+    return out
 
 
 def _codes(digests: np.ndarray) -> list[str]:
@@ -645,6 +670,117 @@ def fake_values(
     if max_length is None or spec.shape == "atomic":
         return built
     return [v if len(v) <= max_length else _cut(v, max_length) for v in built]
+
+
+def fake_array(
+    kind: str,
+    digests: np.ndarray,
+    locale: str = "en_US",
+    *,
+    unique: bool = False,
+    max_length: int | None = None,
+):
+    """:func:`fake_values` as an Arrow string array, equal value for value.
+
+    Kinds in ``_ARROW_BUILDERS`` are assembled from their pools with Arrow kernels, with no
+    Python string per value; a value longer than ``max_length`` is made again by
+    :func:`fake_values` (a pure function of its digest). Other kinds go through
+    :func:`fake_values`.
+    """
+    import pyarrow as pa
+
+    builder = _ARROW_BUILDERS.get((kind, locale))
+    if builder is None:
+        return pa.array(fake_values(kind, digests, locale, unique=unique, max_length=max_length), pa.string())
+    fake_values(kind, np.zeros(0, np.uint64), locale, unique=unique, max_length=max_length)  # the same argument checks
+    d = _as_digests(digests)
+    out = builder(d, unique)
+    if max_length is not None and len(d):
+        import pyarrow.compute as pc
+
+        long = np.asarray(pc.greater(pc.utf8_length(out), max_length).to_numpy(zero_copy_only=False), dtype=bool)
+        if long.any():
+            cut = fake_values(kind, d[long], locale, unique=unique, max_length=max_length)
+            out = pc.replace_with_mask(out, pa.array(long), pa.array(cut, pa.string()))
+    return out
+
+
+_ARROW_POOLS: dict[int, tuple[np.ndarray, Any]] = {}
+
+
+def _taken(pool: np.ndarray, index: np.ndarray):
+    """``pool[index]`` as an Arrow string array (each pool converted once; pools are cached arrays)."""
+    import pyarrow as pa
+
+    entry = _ARROW_POOLS.get(id(pool))
+    if entry is None or entry[0] is not pool:
+        entry = _ARROW_POOLS[id(pool)] = (pool, pa.array(pool.tolist(), pa.string()))
+    return entry[1].take(pa.array(index.astype(np.int64, copy=False)))
+
+
+def _decimal_text(values: np.ndarray):
+    import pyarrow as pa
+
+    return pa.array(values.astype(np.int64, copy=False)).cast(pa.string())
+
+
+def _code_array(digests: np.ndarray):
+    """:func:`_codes` as an Arrow array, its characters written straight into the data buffer."""
+    import pyarrow as pa
+
+    z = _mix(digests, "unique.code")
+    alphabet = np.frombuffer(_CODE_ALPHABET, np.uint8)
+    chars = np.empty((len(z), CODE_LENGTH), np.uint8)
+    for position in range(CODE_LENGTH - 1, -1, -1):
+        chars[:, position] = alphabet[(z & np.uint64(31)).astype(np.intp)]
+        z = z >> np.uint64(5)
+    offsets = np.arange(len(z) + 1, dtype=np.int32) * np.int32(CODE_LENGTH)
+    return pa.Array.from_buffers(pa.string(), len(z), [None, pa.py_buffer(offsets), pa.py_buffer(chars)])
+
+
+def _arrow_email(d: np.ndarray, unique: bool):
+    """:func:`_email` for en_US, in Arrow."""
+    import pyarrow.compute as pc
+
+    locale = "en_US"
+    people, first, last = _person(d, locale)
+    style = _mix(d, "person.handle")
+    initial = ((style & np.uint64(3)) == 0).astype(np.intp)
+    parts = [
+        _taken(_handle_givens(locale), first + initial * len(people.first)),
+        _taken(_HANDLE_SEPARATORS, ((style >> np.uint64(2)) & np.uint64(3)).astype(np.intp)),
+        _taken(people.last_ascii, last),
+    ]
+    if not unique:
+        numbered = ((style >> np.uint64(4)) & np.uint64(1)).astype(np.intp)
+        parts.append(_taken(_handle_numbers(), ((style >> np.uint64(8)) % np.uint64(99) + np.uint64(1)).astype(np.intp) * numbered))
+    domains = _objects([f"@{domain}" for domain in RESERVED_DOMAINS])
+    if unique:
+        parts += [".", _code_array(d)]
+    parts.append(_taken(domains, ((style >> np.uint64(16)) % np.uint64(len(RESERVED_DOMAINS))).astype(np.intp)))
+    return pc.binary_join_element_wise(*parts, "")
+
+
+def _arrow_street_address(d: np.ndarray, unique: bool):
+    """:func:`_street_address` for en_US, in Arrow."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    locale = "en_US"
+    z = _mix(d, "address.street")
+    extra = _mix(d, "address.unit")
+    has_unit = (extra & np.uint64(3)) == 0
+    streets = _faker_pool(locale, "street_name")
+    names = _taken(streets, _pick(d, "address.street_name", len(streets)))
+    numbers = _decimal_text(z % np.uint64(9999) + np.uint64(1))
+    suite = ((extra >> np.uint64(2)) & np.uint64(1)) == 1
+    unit_numbers = _decimal_text((extra >> np.uint64(8)) % np.uint64(900) + np.uint64(100))
+    words = pc.if_else(pa.array(suite), " Suite ", " Apt. ")
+    units = pc.if_else(pa.array(has_unit), pc.binary_join_element_wise(words, unit_numbers, ""), "")
+    return pc.binary_join_element_wise(numbers, " ", names, units, "")
+
+
+_ARROW_BUILDERS = {("email", "en_US"): _arrow_email, ("street_address", "en_US"): _arrow_street_address}
 
 
 def _cut(value: str, max_length: int) -> str:

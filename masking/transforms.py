@@ -215,14 +215,37 @@ def map_distinct(
     """
     if len(array) == 0:
         return pa.array([], type=out_type)
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    if _mostly_distinct(array):
+        # Emails, notes, timestamps: a hash table of the values would cost more than it saves.
+        values = array.drop_null() if array.null_count else array
+        outputs = fn(values if arrow else values.to_pylist())
+        outputs = _as_array(outputs, out_type)
+        if not array.null_count:
+            return outputs
+        return pc.replace_with_mask(pa.nulls(len(array), out_type), array.is_valid(), outputs)
     encoded = pc.dictionary_encode(array)
     distinct = encoded.dictionary
     if len(distinct) == 0:
         return pa.nulls(len(array), type=out_type)
     outputs = fn(distinct if arrow else distinct.to_pylist())
+    return _as_array(outputs, out_type).take(encoded.indices)
+
+
+DISTINCT_SAMPLE = 4096
+"""Values of a batch looked at to decide whether working on its distinct values pays."""
+
+
+def _mostly_distinct(array: pa.Array) -> bool:
+    head = array.slice(0, DISTINCT_SAMPLE)
+    return len(array) > DISTINCT_SAMPLE and len(pc.unique(head)) > len(head) // 2
+
+
+def _as_array(outputs, out_type: pa.DataType) -> pa.Array:
     if not isinstance(outputs, pa.Array):
-        outputs = pa.array(outputs, type=out_type)
-    return outputs.take(encoded.indices)
+        return pa.array(outputs, type=out_type)
+    return outputs if outputs.type == out_type else outputs.cast(out_type)
 
 
 def string_type_of(array: pa.Array) -> pa.DataType:
@@ -427,18 +450,17 @@ class Fake(Transform):
         def generate(distinct: pa.Array):
             digests = ctx.key.digests64_arrow(domain, distinct)
             originals = _folded(distinct)
-            out = fakes.fake_values(kind, digests, locale, unique=bool(unique), max_length=max_length)
+            out = fakes.fake_array(kind, digests, locale, unique=bool(unique), max_length=max_length)
             # A fake that happens to equal its own original is drawn again from a derived
             # digest, so no row ever keeps its real value by chance.
             for attempt in range(1, 8):
-                equal = pc.fill_null(pc.equal(originals, _folded(pa.array(out, pa.string()))), False)
-                same = np.flatnonzero(equal.to_numpy(zero_copy_only=False)).tolist()
-                if not same:
+                same = pc.fill_null(pc.equal(originals, _folded(out)), False).to_numpy(zero_copy_only=False)
+                if not same.any():
                     break
-                ctx.count("redrawn", len(same))
+                ctx.count("redrawn", int(same.sum()))
                 redrawn = digests[same] ^ np.uint64(0x9E3779B97F4A7C15 * attempt % (1 << 64))
-                for i, value in zip(same, fakes.fake_values(kind, redrawn, locale, unique=bool(unique), max_length=max_length)):
-                    out[i] = value
+                again = fakes.fake_array(kind, redrawn, locale, unique=bool(unique), max_length=max_length)
+                out = pc.replace_with_mask(out, pa.array(same), again)
             return out
 
         if pa.types.is_date(array.type):
@@ -575,8 +597,8 @@ class TextReplacer:
         locale = "ja_JP" if kind == "phone_jp" else self.ctx.locale
         texts = pc.utf8_lower(originals) if fake_kind == "email" else originals
         digests = self.ctx.key.digests64_arrow(fake_kind, texts)
-        substitutes = fakes.fake_values(fake_kind, digests, locale, unique=fake_kind in ALWAYS_UNIQUE)
-        return pc.replace_with_mask(values, pa.array(fresh), pa.array(substitutes, values.type))
+        substitutes = fakes.fake_array(fake_kind, digests, locale, unique=fake_kind in ALWAYS_UNIQUE)
+        return pc.replace_with_mask(values, pa.array(fresh), substitutes.cast(values.type))
 
     def __call__(self, match, text: str) -> str:
         from masking import fakes

@@ -399,3 +399,32 @@ def test_en_us_postal_code_lies_in_the_state_range(digests):
     for state, code in zip(fake_values("state", digests), fake_values("postal_code", digests)):
         low, high = Provider.states_postcode[abbreviation[state]]
         assert low <= int(code) <= high
+
+
+# --- the Arrow builders must give exactly what fake_values gives ---------------------------
+
+
+ARROW_CASES = [(kind, locale, False) for kind, locale in SUPPORTED] + [(kind, locale, True) for kind, locale in UNIQUE]
+
+
+@pytest.mark.parametrize(("kind", "locale", "unique"), ARROW_CASES, ids=[f"{k}-{l}-{'unique' if u else 'plain'}" for k, l, u in ARROW_CASES])
+def test_fake_array_equals_fake_values_value_for_value(kind, locale, unique, digests):
+    from masking.fakes import fake_array
+
+    shortest = shortest_limit(kind, locale, unique)
+    for limit in [None, shortest, max(shortest, 40)]:
+        expected = fake_values(kind, digests, locale, unique=unique, max_length=limit)
+        assert fake_array(kind, digests, locale, unique=unique, max_length=limit).to_pylist() == expected, limit
+
+
+def test_weighted_index_equals_searchsorted_on_cell_edges_and_random_units():
+    from masking.fakes import _GRID_BITS, _weighted_index
+
+    rng = np.random.default_rng(3)
+    weights = rng.random(1000) ** 4  # uneven, so many grid cells straddle a boundary
+    cumulative = np.cumsum(weights) / weights.sum()
+    edges = np.arange(1 << 12, dtype=np.float64) * 2.0**-12
+    units = np.concatenate([rng.random(200_000), edges, cumulative[:-1], np.nextafter(cumulative[:-1], 0)])
+    units = units[units < 1.0]
+    assert units.size > 200_000 and _GRID_BITS >= 12
+    np.testing.assert_array_equal(_weighted_index(cumulative, units), np.searchsorted(cumulative, units, side="right"))

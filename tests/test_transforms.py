@@ -207,3 +207,26 @@ def test_fake_email_is_injective_on_unique_columns(values):
     out = T.build({"fake": "email"}).apply(pa.array(values), _ctx(column)).to_pylist()
     assert len(set(out)) == len(values)
     assert all(len(v) <= 80 for v in out)
+
+
+@pytest.mark.parametrize("distinct_share", [0.01, 0.9, 1.0], ids=["repetitive", "mostly-distinct", "all-distinct"])
+def test_map_distinct_gives_the_same_output_whichever_path_it_takes(distinct_share):
+    """Mostly distinct batches skip the dictionary; the result must not depend on that."""
+    import numpy as np
+
+    from masking.transforms import DISTINCT_SAMPLE, map_distinct
+
+    rows = 3 * DISTINCT_SAMPLE
+    rng = np.random.default_rng(11)
+    values = [f"v{int(i)}" for i in rng.integers(0, max(1, int(rows * distinct_share)), rows)]
+    values[::7] = [None] * len(values[::7])
+    array = pa.array(values, pa.string())
+    seen: list[int] = []
+
+    def upper(chunk):
+        seen.append(len(chunk))
+        return [v.upper() for v in chunk]
+
+    got = map_distinct(array, upper, pa.string())
+    assert got.to_pylist() == [None if v is None else v.upper() for v in values]
+    assert len(seen) == 1 and seen[0] <= rows - len(values[::7])
