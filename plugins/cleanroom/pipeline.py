@@ -269,10 +269,9 @@ def _extract(conn, source: SourceConfig, plan_: dict[str, Any], job: dict[str, A
     Raw values exist only in memory, one batch at a time. Keyed fingerprints of the
     originals go to the private work area for the validation gate.
     """
-    import pyarrow.parquet as pq
-
     from cleanroom import source as src
     from cleanroom.consistency import chunk_where, combine_where
+    from cleanroom.parquet_out import PartWriter
     from masking.classify import classify_column
 
     use_returning_allocator()
@@ -295,19 +294,20 @@ def _extract(conn, source: SourceConfig, plan_: dict[str, Any], job: dict[str, A
     stats: dict[str, dict[str, int]] = {}
     expected = src.count_rows(conn, table, where) if rule.action == P.MASK else 0
     out_schema = masker.output_schema(src.arrow_schema(table, columns))
-    # Worker processes pay their start-up only where there is enough to mask.
-    workers = source.mask_workers if expected >= 4 * source.batch_rows else 1
+    # Worker processes pay their start-up and the round trip of every batch only where there
+    # is enough costly masking to share out; date shifts and partial masks stay here.
+    workers = source.mask_workers if expected >= 4 * source.batch_rows and masker.costly else 1
     try:
         with bucket.open_write(object_key) as raw:
             sink = HashingWriter(raw)
-            with pq.ParquetWriter(sink, out_schema, compression="zstd") as writer:
+            with PartWriter(sink, out_schema) as writer:
                 if rule.action == P.MASK:
                     # closing(): a failure while masking must end the COPY before the rollback.
                     batches = contextlib.closing(src.stream_batches(conn, table, columns, source.batch_rows, where))
                     with batches as stream:
                         for masked in mask_stream(stream, masker, workers):
                             recorded.write(masked)
-                            writer.write_batch(masked.batch)
+                            writer.write(masked.batch)
                             rows += masked.batch.num_rows
                             for column, counts in masked.stats.items():
                                 merged = stats.setdefault(column, {})

@@ -1,0 +1,66 @@
+"""Write one table part as zstd Parquet, with encodings chosen from its first batch.
+
+Dictionary encoding pays for repetitive columns (statuses, names drawn from pools) and costs
+time and bytes on mostly distinct ones (emails, ids, timestamps), where the writer builds a
+dictionary only to fall back to plain encoding. Min/max statistics are kept for non-text
+columns, where readers prune row groups by them; for text they cost a comparison per value
+and prune little.
+"""
+
+from __future__ import annotations
+
+from typing import Any, BinaryIO
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+DICTIONARY_SAMPLE = 4096
+"""Values of the first batch looked at to decide a column's encoding."""
+DICTIONARY_MAX_SHARE = 0.5
+"""Largest share of distinct values in that sample for which a dictionary is used."""
+
+
+def encoding_options(batch: pa.RecordBatch) -> dict[str, Any]:
+    """ParquetWriter options for a table whose first batch is ``batch``."""
+    dictionary, statistics = [], []
+    for field, column in zip(batch.schema, batch.columns):
+        sample = column.slice(0, DICTIONARY_SAMPLE)
+        if len(sample) and pc.count_distinct(sample).as_py() <= DICTIONARY_MAX_SHARE * len(sample):
+            dictionary.append(field.name)
+        if not _is_text(field.type):
+            statistics.append(field.name)
+    return {"use_dictionary": dictionary, "write_statistics": statistics}
+
+
+def _is_text(arrow: pa.DataType) -> bool:
+    return any(test(arrow) for test in (pa.types.is_string, pa.types.is_large_string, pa.types.is_binary,
+                                         pa.types.is_large_binary))
+
+
+class PartWriter:
+    """Stream record batches into ``sink`` as one Parquet file; opened on the first batch.
+
+    A part with no rows is still written, as a file holding only the schema.
+    """
+
+    def __init__(self, sink: BinaryIO, schema: pa.Schema) -> None:
+        self.sink = sink
+        self.schema = schema
+        self._writer: pq.ParquetWriter | None = None
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.sink, self.schema, compression="zstd", **encoding_options(batch))
+        self._writer.write_batch(batch)
+
+    def close(self) -> None:
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.sink, self.schema, compression="zstd")
+        self._writer.close()
+
+    def __enter__(self) -> PartWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
