@@ -69,6 +69,10 @@ class Transform:
     params: ClassVar[dict[str, Param]] = {}
     shorthand: ClassVar[str | None] = None  # the parameter a scalar shorthand (`fake: email`) sets
     description: ClassVar[str] = ""
+    # Masking a value costs more than reading it from the database (text search, values built
+    # per distinct input): worth handing to worker processes. The others are a few vectorised
+    # kernels per batch, cheaper than shipping the batch to another process and back.
+    costly: ClassVar[bool] = False
 
     def __init__(self, **params: Any) -> None:
         self.options = self._validate_params(params)
@@ -396,6 +400,7 @@ class Hash(Transform):
 @register
 class Fake(Transform):
     name = "fake"
+    costly = True
     accepts = frozenset({S.STRING, S.DATE})
     shorthand = "kind"
     description = "Replace with a realistic dummy of the given kind, chosen by keyed digest."
@@ -507,6 +512,7 @@ class Partial(Transform):
 @register
 class Scrub(Transform):
     name = "scrub"
+    costly = True
     accepts = frozenset({S.STRING, S.JSON})
     description = (
         "Keep free text but replace personal data and secrets found inside it: emails and phones "
@@ -706,6 +712,7 @@ class Noise(Transform):
 @register
 class RegexReplace(Transform):
     name = "regex"
+    costly = True
     accepts = frozenset({S.STRING, S.JSON})
     description = "Replace every match of an RE2 pattern with a replacement (\\1 style groups allowed)."
     params = {
@@ -726,6 +733,7 @@ class RegexReplace(Transform):
 @register
 class JsonMask(Transform):
     name = "json"
+    costly = True
     accepts = frozenset({S.JSON, S.STRING})
     description = (
         "Mask fields inside JSON documents by path: `paths: {'$.contact.email': {fake: email}}`. "

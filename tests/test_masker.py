@@ -92,3 +92,14 @@ def test_a_masker_crosses_to_a_worker_with_its_key_but_a_bare_key_still_refuses_
     assert copy.key.key_id == masker.key.key_id and copy.key.is_demo
     with pytest.raises(TypeError, match="must not be pickled"):
         pickle.dumps(MaskingKey.demo())
+
+
+def test_a_table_masked_only_by_cheap_transforms_stays_in_the_task_process(source, tmp_path):
+    """Shipping batches to workers costs more than a date shift or a partial mask saves."""
+    (tmp_path / "policy.yaml").write_text(
+        "tables:\n  people:\n    columns:\n      id: keep\n      name: {partial: {keep_last: 1}}\n"
+        "      email: {hash: {}}\n      note: redact\n      born: {date_shift: {max_days: 30}}\n"
+    )
+    cheap, table, _ = _extract(source, 2, tmp_path)
+
+    assert cheap["mask_workers"] == 1 and cheap["rows"] == table.num_rows == ROWS

@@ -77,6 +77,11 @@ class BatchMasker:
             if isinstance(rule.columns[c], T.Scrub) and rule.columns[c].finds_all(detectors.PERSONAL_KINDS)
         }
 
+    @property
+    def costly(self) -> bool:
+        """Whether any column's masking costs more than reading it (see ``Transform.costly``)."""
+        return any(self.rule.columns[c].costly for c in self.columns)
+
     def __getstate__(self) -> dict[str, Any]:
         # Only ever pickled to start local worker processes (see mask_stream).
         return {**self.__dict__, "key": self.key.handoff()}
