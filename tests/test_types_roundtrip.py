@@ -143,9 +143,13 @@ def _run(url: str, script: str, statements_prefix: tuple[str, ...] = ()) -> sa.E
 
 def _round_trip(engine: sa.Engine, tmp_path) -> tuple[dict[str, str], list[dict]]:
     """Reflect, stream and write ``typed`` to Parquet; return its Arrow types and rows."""
-    table = source.reflect(engine).tables["typed"]
+    return _round_trip_table(engine, "typed", tmp_path)
+
+
+def _round_trip_table(engine: sa.Engine, name: str, tmp_path) -> tuple[dict[str, str], list[dict]]:
+    table = source.reflect(engine).tables[name]
     columns = [c.name for c in table.columns]
-    path = tmp_path / "typed.parquet"
+    path = tmp_path / f"{name}.parquet"
     with source.read_only(engine) as conn:
         batches = list(source.stream_batches(conn, table, columns, batch_rows=1))
     writer = pq.ParquetWriter(path, source.arrow_schema(table, columns))
@@ -196,3 +200,73 @@ def test_value_without_arrow_form_raises_source_error_naming_table_and_column(di
     with pytest.raises(SourceError, match=match):
         _round_trip(engine, tmp_path)
     engine.dispose()
+
+
+# --- the bulk text paths: CSV quoting, NULL against empty text, character sets ---------------
+
+AWKWARD_TEXT = ['plain', '', 'a,b', 'say "hi"', 'two\nlines', 'crlf\r\nend', '""', ',', 'é ✓ 日本', '\\N', None]
+
+
+@pytest.mark.parametrize("db", ["pg_database", "mariadb_database"])
+def test_text_with_quotes_commas_line_breaks_and_empty_strings_survives_the_bulk_path(db, request, tmp_path):
+    url = request.getfixturevalue(db)
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE awkward (id int PRIMARY KEY, txt text)")
+        conn.execute(sa.text("INSERT INTO awkward VALUES (:id, :txt)"),
+                     [{"id": i, "txt": t} for i, t in enumerate(AWKWARD_TEXT)])
+
+    _, rows = _round_trip_table(engine, "awkward", tmp_path)
+    engine.dispose()
+
+    assert [r["txt"] for r in rows] == AWKWARD_TEXT
+
+
+@pytest.mark.parametrize("db", ["pg_database", "mariadb_database"])
+def test_a_row_whose_only_column_is_null_is_still_a_row(db, request, tmp_path):
+    url = request.getfixturevalue(db)
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE lonely (note text)")
+        conn.execute(sa.text("INSERT INTO lonely VALUES (:n)"), [{"n": None}, {"n": "x"}, {"n": None}, {"n": ""}])
+
+    _, rows = _round_trip_table(engine, "lonely", tmp_path)
+    engine.dispose()
+
+    assert sorted(rows, key=lambda r: (r["note"] is not None, r["note"] or "")) == [
+        {"note": None}, {"note": None}, {"note": ""}, {"note": "x"}
+    ]
+
+
+def test_mariadb_columns_of_different_character_sets_are_read_on_one_line(mariadb_database, tmp_path):
+    engine = sa.create_engine(mariadb_database)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TABLE mixed (id int PRIMARY KEY, western varchar(20) CHARACTER SET latin1, "
+            "wide varchar(20) CHARACTER SET utf8mb4, ascii_only varchar(20) CHARACTER SET ascii, "
+            "status enum('née','ok') CHARACTER SET latin1)"
+        )
+        conn.exec_driver_sql("INSERT INTO mixed VALUES (1, 'Zoë, \"x\"', '日本 ✓', 'plain', 'née')")
+
+    _, rows = _round_trip_table(engine, "mixed", tmp_path)
+    engine.dispose()
+
+    assert rows == [{"id": 1, "western": 'Zoë, "x"', "wide": "日本 ✓", "ascii_only": "plain", "status": "née"}]
+
+
+def test_mariadb_stream_closed_early_leaves_the_transaction_usable(mariadb_database):
+    engine = sa.create_engine(mariadb_database)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE many (id int PRIMARY KEY, txt text)")
+        conn.execute(sa.text("INSERT INTO many VALUES (:id, 'row')"), [{"id": i} for i in range(1, 2001)])
+    table = source.reflect(engine).tables["many"]
+
+    with source.read_only(engine) as conn:
+        stream = source.stream_batches(conn, table, ["id", "txt"], batch_rows=100)
+        first = next(stream)
+        stream.close()
+        count = source.count_rows(conn, table)
+    engine.dispose()
+
+    assert first.num_rows == 100 and first.column("id").to_pylist()[:2] == [1, 2]
+    assert count == 2000

@@ -270,10 +270,12 @@ def stream_batches(
 ) -> Iterator[pa.RecordBatch]:
     """Yield the rows of ``table`` as Arrow record batches of at most ``batch_rows`` rows.
 
-    On PostgreSQL through psycopg the rows come from ``COPY ... TO STDOUT`` in CSV, in the
-    caller's transaction (so its read-only snapshot applies), parsed by Arrow; every other
-    source, and a PostgreSQL table with a column type the bulk path does not read, goes
-    through a server-side row cursor. Both give the same schema, :func:`arrow_schema`.
+    On PostgreSQL through psycopg the rows come from ``COPY ... TO STDOUT`` in CSV; on
+    MySQL/MariaDB through PyMySQL the server renders each row as one CSV line
+    (:func:`_mysql_line_batches`). Both run in the caller's transaction (so its read-only
+    snapshot applies) and are parsed by Arrow. SQLite, other drivers, and a PostgreSQL table
+    with a column type COPY does not read go through a server-side row cursor. Every path
+    gives the same schema, :func:`arrow_schema`.
 
     Known limitations: on the bulk path ``json``/``jsonb`` values are the server's text (key
     order and spacing as PostgreSQL prints them), and an unbounded ``numeric`` keeps the
@@ -283,6 +285,9 @@ def stream_batches(
     copy_cursor = _copy_cursor(conn, table, columns)
     if copy_cursor is not None:
         yield from _copy_batches(copy_cursor, conn, table, columns, schema, batch_rows, where)
+        return
+    if _is_pymysql(conn) and columns:
+        yield from _mysql_line_batches(conn, table, columns, schema, batch_rows, where)
         return
     # A reflected Table gives typed result processing (SQLite returns dates as text otherwise).
     reflected = sa.Table(table.name, sa.MetaData(), schema=table.schema, autoload_with=conn)
@@ -352,16 +357,22 @@ def _copy_expression(quoted: str, column: S.Column) -> str:
     return quoted
 
 
-def _copy_statement(conn: Connection, table: S.Table, columns: list[str], where: str | None) -> str:
+def _select_statement(conn: Connection, table: S.Table, columns: list[str], select: str, where: str | None) -> str:
+    """``SELECT select FROM table [WHERE where] [ORDER BY primary key]`` in the connection's quoting."""
     prep = conn.dialect.identifier_preparer
     target = ".".join(prep.quote(part) for part in (table.schema, table.name) if part)
-    select = ", ".join(_copy_expression(prep.quote(c), table.column(c)) for c in columns)
     sql = f"SELECT {select} FROM {target}"
     if where:
         sql += f" WHERE ({where})"
     if table.primary_key and all(c in columns for c in table.primary_key):
         sql += " ORDER BY " + ", ".join(prep.quote(c) for c in table.primary_key)
-    return f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)"
+    return sql
+
+
+def _copy_statement(conn: Connection, table: S.Table, columns: list[str], where: str | None) -> str:
+    quote = conn.dialect.identifier_preparer.quote
+    select = ", ".join(_copy_expression(quote(c), table.column(c)) for c in columns)
+    return f"COPY ({_select_statement(conn, table, columns, select, where)}) TO STDOUT WITH (FORMAT csv)"
 
 
 def _copy_batches(
@@ -452,6 +463,64 @@ def _copy_out(connection, statement: str, batch_rows: int) -> Iterator[bytearray
                 _drain_results(pgconn)
 
 
+# --- MySQL/MariaDB bulk path: one CSV line per row, rendered by the server --------------------
+
+
+def _is_pymysql(conn: Connection) -> bool:
+    return conn.dialect.name in ("mysql", "mariadb") and conn.dialect.driver == "pymysql"
+
+
+def _mysql_field(quoted: str, column: S.Column) -> str:
+    """SQL rendering one column as a CSV field in the text :func:`_from_text` reads.
+
+    NULL is an unquoted empty field and text is quoted (so ``""`` stays an empty string);
+    booleans print as ``t``/``f`` and binary as lower-case hex, as PostgreSQL's COPY does.
+    Numbers, dates, datetimes and times are the server's own text, which has no quote, comma
+    or line break.
+    """
+    logical, sql_type = column.logical, column.sql_type.upper()
+    if logical == S.BOOLEAN:
+        return f"IF({quoted} IS NULL, '', IF({quoted}, 't', 'f'))"
+    if logical == S.BINARY:
+        return f"IFNULL(LOWER(HEX({quoted})), '')"
+    if logical == S.INTEGER and sql_type.startswith("BIT"):
+        return f"IFNULL(CAST({quoted} AS UNSIGNED), '')"
+    if logical in (S.INTEGER, S.FLOAT, S.DECIMAL, S.DATE, S.TIMESTAMP, S.TIME):
+        return f"IFNULL({quoted}, '')"
+    # Text, JSON, ENUM, SET, YEAR and the rest: the value in one character set, so columns of
+    # different character sets can be joined on one line.
+    text = f"CONVERT({quoted} USING utf8mb4)"
+    return f"IF({quoted} IS NULL, '', CONCAT('\"', REPLACE({text}, '\"', '\"\"'), '\"'))"
+
+
+def _mysql_line_batches(
+    conn: Connection, table: S.Table, columns: list[str], schema: pa.Schema, batch_rows: int, where: str | None
+) -> Iterator[pa.RecordBatch]:
+    """Stream MySQL/MariaDB rows as server-rendered CSV lines, parsed by Arrow a batch at a time.
+
+    PyMySQL parses every value of a row in Python; here each row arrives as one binary value
+    (no decoding), so the driver's work per row is one field, not one per column. The query
+    runs on the caller's connection, inside its consistent-snapshot transaction, through an
+    unbuffered cursor: memory holds one batch.
+
+    Known limitation: closing the stream early makes PyMySQL read the rest of the result before
+    the connection can be used again (the same holds for the row cursor).
+    """
+    import pymysql.cursors
+
+    quote = conn.dialect.identifier_preparer.quote
+    line = "CAST(CONCAT_WS(',', " + ", ".join(_mysql_field(quote(c), table.column(c)) for c in columns) + ") AS BINARY)"
+    statement = _select_statement(conn, table, columns, line, where)
+    cursor = conn.connection.driver_connection.cursor(pymysql.cursors.SSCursor)
+    try:
+        cursor.execute(statement)
+        while rows := cursor.fetchmany(batch_rows):
+            # Every line ends in a newline: a row whose only field is NULL is an empty line.
+            yield _parse_csv(b"\n".join(row[0] for row in rows) + b"\n", table, schema)
+    finally:
+        cursor.close()
+
+
 def _drain_results(pgconn) -> None:
     """Read the results left after a query, so the connection takes the next command."""
     while pgconn.get_result() is not None:
@@ -467,15 +536,15 @@ def _iso_datestyle(cursor) -> str | None:
     return current
 
 
-def _parse_csv(chunk: bytearray, table: S.Table, schema: pa.Schema) -> pa.RecordBatch:
-    """Parse one chunk of COPY CSV as text columns, then convert each to its Arrow type."""
+def _parse_csv(chunk: bytes | bytearray, table: S.Table, schema: pa.Schema) -> pa.RecordBatch:
+    """Parse one chunk of CSV (COPY's, or MySQL lines) as text columns, then convert each to its Arrow type."""
     import pyarrow.csv as pacsv
 
     names = [f"c{i}" for i in range(len(schema))]
     parsed = pacsv.read_csv(
         pa.py_buffer(chunk),
         read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 22),
-        parse_options=pacsv.ParseOptions(newlines_in_values=True),
+        parse_options=pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False),  # a lone NULL is a row
         convert_options=pacsv.ConvertOptions(
             column_types=dict.fromkeys(names, pa.string()),
             null_values=[""],
@@ -494,7 +563,7 @@ def _parse_csv(chunk: bytearray, table: S.Table, schema: pa.Schema) -> pa.Record
 
 
 def _from_text(text: pa.Array, arrow: pa.DataType) -> pa.Array:
-    """Convert PostgreSQL's text output of one column to ``arrow``."""
+    """Convert the server's text of one column (PostgreSQL's, or MySQL's rendered alike) to ``arrow``."""
     import pyarrow.compute as pc
 
     if pa.types.is_string(arrow):
