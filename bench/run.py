@@ -16,10 +16,12 @@ HERE = Path(__file__).resolve().parent
 FULL = [
     ["mask_bench.py"],
     ["refresh_bench.py"],
+    ["mysql_bench.py"],
 ]
 QUICK = [
     ["mask_bench.py", "--rows", "100000", "--faker-sample", "5000"],
     ["refresh_bench.py", "--scale", "0.02", "--other-timeout", "300"],
+    ["mysql_bench.py", "--rows", "20000"],
 ]
 
 
