@@ -295,16 +295,23 @@ def validate_snapshot(
             _remove_tree(work_dir)  # an earlier attempt's sets, left by a crash, must not add up with ours
             stack.callback(_remove_tree, work_dir)
         spilled = _Spilled(work_dir, sum(t.expected_rows for t in tables), identifier_fingerprints)
-        by_name = {t.name: t for t in tables}
-        key_sets = _KeySets(by_name, spilled, key)
+        referenced = {(ref, tuple(ref_cols)) for _, _, ref, ref_cols in foreign_keys}
+        passes = []
         for table in tables:
             suite = build_suite(source, table)
             if report_dir is not None:
                 path = Path(report_dir) / "suites" / f"{table.name}.json"
                 save_suite(suite, path)
                 load_suite(path)
-            fks = [(cols, ref, ref_cols) for child, cols, ref, ref_cols in foreign_keys if child == table.name]
-            _TableValidation(runner, suite, table, spilled, key, fks, key_sets, checks).run()
+            fks = [(c, ref, tuple(ref_c)) for child, c, ref, ref_c in foreign_keys if child == table.name]
+            keys_of = [cols for ref, cols in referenced if ref == table.name]
+            passes.append(_TableValidation(runner, suite, table, spilled, key, fks, keys_of, checks))
+            passes[-1].run()
+        # Every table has been read, so every referenced key set is complete: a child table may
+        # come before its parent.
+        key_sets = {(p.table.name, cols): hashed for p in passes for cols, hashed in p.key_sets.items()}
+        for validation in passes:
+            validation.check_foreign_keys(key_sets)
         for (table_name, column), rows in spilled.probes.hit_rows().items():
             checks.add(table_name, column, NO_ORIGINAL, len(rows), 0)
 
@@ -341,11 +348,16 @@ def _summary(checks: _Checks, tables: list[TableInput], version: str) -> dict:
 
 
 class _TableValidation:
-    """One pass over a published table: GX per chunk, then the numpy checks on the same chunk."""
+    """One pass over a published table: GX per chunk, then the numpy checks on the same chunk.
 
-    def __init__(self, runner, suite, table, spilled, key, fks, key_sets, checks) -> None:
+    The pass also collects the hashes of its key columns that foreign keys refer to
+    (``key_sets``, by column tuple), so a parent table is read once; :meth:`check_foreign_keys`
+    compares this table's foreign keys once every table has had its pass.
+    """
+
+    def __init__(self, runner, suite, table, spilled, key, fks, keys_of, checks) -> None:
         self.runner, self.suite, self.table = runner, suite, table
-        self.spilled, self.key, self.fks, self.key_sets, self.checks = spilled, key, fks, key_sets, checks
+        self.spilled, self.key, self.fks, self.checks = spilled, key, fks, checks
         self.columns = {c.name: c for c in table.columns if c.transform != "drop"}
         self.dropped_columns = {c.name for c in table.columns if c.transform == "drop"}
         self.text = [c for c in self.columns.values() if c.logical in SURVIVOR_LOGICAL]
@@ -353,6 +365,15 @@ class _TableValidation:
         self.originals: dict[str, _RowStream] = {}
         self.unique_hashes = {c.name: spilled.new_set() for c in self.columns.values() if c.unique}
         self.fk_hashes = [spilled.new_set() for _ in fks]
+        self.key_sets: dict[tuple[str, ...], spill.PartitionedSet] = {}
+        self.hashed_keys = [(cols, hashed) for (cols, _, _), hashed in zip(fks, self.fk_hashes)]
+        for cols in keys_of:
+            if len(cols) == 1 and cols[0] in self.unique_hashes:
+                # A unique column's set holds exactly the hashes a reference to it needs: shared.
+                self.key_sets[cols] = self.unique_hashes[cols[0]]
+            else:
+                self.key_sets[cols] = spilled.new_set()
+                self.hashed_keys.append((cols, self.key_sets[cols]))
         self.offset = 0
         self.gx_rows = 0
 
@@ -512,7 +533,7 @@ class _TableValidation:
             if name in chunk.column_names:
                 hashes, valid = _hash_keys([chunk.column(name)], self.key)
                 hashed.add(hashes[valid])
-        for (cols, _, _), hashed in zip(self.fks, self.fk_hashes):
+        for cols, hashed in self.hashed_keys:
             if all(c in chunk.column_names for c in cols):
                 hashes, valid = _hash_keys([chunk.column(c) for c in cols], self.key)
                 hashed.add(hashes[valid])
@@ -534,31 +555,19 @@ class _TableValidation:
         for column, hashed in self.unique_hashes.items():
             duplicates = sum(spill.duplicate_rows(hashed.values(p)) for p in parts)
             self.checks.set(name, column, UNIQUE, duplicates, hashed.count)
+        for _, hashed in self.hashed_keys:
+            hashed.flush()  # kept on disk, not in memory, until every table has had its pass
+
+    def check_foreign_keys(self, key_sets: dict[tuple[str, tuple[str, ...]], spill.PartitionedSet]) -> None:
+        """Count this table's keys missing from the referenced ones (all tables' passes done)."""
         for (cols, ref, ref_cols), hashed in zip(self.fks, self.fk_hashes):
-            referenced = self.key_sets.get(ref, ref_cols)
+            referenced = key_sets.get((ref, ref_cols))
+            if referenced is None:
+                log.warning("referenced table %s is not published; every key referring to it dangles", ref)
+                referenced = key_sets[(ref, ref_cols)] = self.spilled.new_set()
+            parts = range(self.spilled.partitions)
             dangling = sum(int((~spill.member(hashed.values(p), referenced.sorted_unique(p))).sum()) for p in parts)
-            self.checks.set(name, ",".join(cols), f"{FOREIGN_KEY}:{ref}", dangling, hashed.count)
-
-
-class _KeySets:
-    """Hashes of referenced key columns, spilled once per (table, columns)."""
-
-    def __init__(self, tables: dict[str, TableInput], spilled: _Spilled, key: MaskingKey) -> None:
-        self.tables, self.spilled, self.key = tables, spilled, key
-        self.cache: dict[tuple[str, tuple[str, ...]], spill.PartitionedSet] = {}
-
-    def get(self, table: str, columns: tuple[str, ...]) -> spill.PartitionedSet:
-        slot = (table, tuple(columns))
-        if slot not in self.cache:
-            hashed = self.cache[slot] = self.spilled.new_set()
-            source = self.tables.get(table)
-            if source is None:
-                log.warning("referenced table %s is not published; every key referring to it dangles", table)
-            else:
-                for batch in source.batches():
-                    hashes, valid = _hash_keys([batch.column(c) for c in columns], self.key)
-                    hashed.add(hashes[valid])
-        return self.cache[slot]
+            self.checks.set(self.table.name, ",".join(cols), f"{FOREIGN_KEY}:{ref}", dangling, hashed.count)
 
 
 class _Spilled:

@@ -211,6 +211,39 @@ def test_dangling_foreign_key_fails():
     assert fired(summary) == {("orders", "customer_id", "foreign_key_joins:customers")}
 
 
+def dangling(summary, table="orders", column="customer_id", ref="customers") -> tuple[int, int]:
+    wanted = (table, column, f"foreign_key_joins:{ref}")
+    check = next(c for c in summary["checks"] if (c["table"], c["column"], c["check"]) == wanted)
+    return check["unexpected_count"], check["element_count"]
+
+
+@pytest.mark.parametrize("child_first", [False, True], ids=["parent-first", "child-first"])
+def test_foreign_keys_join_whichever_table_is_read_first(child_first):
+    for customer_ids, expected in [((1, 2, 2, 6), (0, 4)), ((1, 2, 99, None), (1, 3))]:
+        tables = [customers(), orders(customer_ids=customer_ids)]
+        summary = run(tables[::-1] if child_first else tables)
+
+        failed = {("orders", "customer_id", "foreign_key_joins:customers")} if expected[0] else set()
+        assert fired(summary) == failed
+        assert dangling(summary) == expected
+
+
+def test_foreign_key_to_a_composite_key_of_its_own_table():
+    # Per row (customer_id, id): (1, 1), (2, 2), (2, 3), (6, 4);
+    # as (id, customer_id): (1, 1), (2, 2), (3, 2), (4, 6).
+    summary = run([orders()], fks=[("orders", ("customer_id", "id"), "orders", ("id", "customer_id"))])
+
+    assert fired(summary) == {("orders", "customer_id,id", "foreign_key_joins:orders")}
+    assert dangling(summary, column="customer_id,id", ref="orders") == (2, 4)
+
+
+def test_foreign_key_to_an_unpublished_table_dangles():
+    summary = run([orders()])
+
+    assert fired(summary) == {("orders", "customer_id", "foreign_key_joins:customers")}
+    assert dangling(summary) == (4, 4)
+
+
 @pytest.mark.parametrize("allow, expected", [(("email",), set()), ((), {("customers", "contact", "no_email")})],
                          ids=["allowed-email-passes", "not-allowed-email-fails"])
 def test_allow_list_on_kept_column(allow, expected):
