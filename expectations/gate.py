@@ -1,11 +1,11 @@
 """The validation gate: checks a masked snapshot must pass before it is published.
 
 :func:`validate_snapshot` re-reads every published table in chunks and runs, per chunk, one
-Great Expectations suite built from the masking policy (:func:`build_suite`): the row count,
-one detector expectation per (text column, kind) and uniqueness. Checks that need the masking
-key or more than one chunk run beside GX on the same chunks, in numpy: no original value
-survived (by keyed fingerprint, anywhere or in its own row), unique columns are unique across
-the whole table, foreign keys still join, dropped tables and columns are absent.
+Great Expectations suite built from the masking policy (:func:`build_suite`): the row count and
+one detector expectation per text column. Checks that need the masking key or more than one
+chunk run beside GX on the same chunks, in numpy: no original value survived (by keyed
+fingerprint, anywhere or in its own row), unique columns are unique across the whole table,
+foreign keys still join, dropped tables and columns are absent.
 
 The summary holds counts, check names and table/column names only. GX results can carry
 sample values; they are requested with no samples and read for their counts alone.
@@ -136,8 +136,12 @@ def build_suite(source: str, table: TableInput) -> ExpectationSuite:
     """Build the GX suite for one published table from its policy columns.
 
     Every string or JSON column gets one detector expectation over the kinds not in its
-    ``allow`` list, masked or kept; unique columns get a uniqueness expectation. Each
-    expectation's ``meta`` names the check and the column's transform, never a value.
+    ``allow`` list, masked or kept. Each expectation's ``meta`` names the check and the
+    column's transform, never a value.
+
+    Uniqueness has no expectation here: GX can only see one chunk, and the table-wide check of
+    :func:`validate_snapshot` (spilled hashes) finds every duplicate a chunk holds and more. A
+    per-chunk expectation cost a pandas factorisation of each unique column and decided nothing.
     """
     gx, gxe, custom = _gx()
     unknown = sorted({k for c in table.columns for k in c.allow} - set(detectors.DETECTORS))
@@ -157,8 +161,6 @@ def build_suite(source: str, table: TableInput) -> ExpectationSuite:
             expectations.append(custom.ExpectColumnValuesToHoldNoDetectorMatches(
                 column=column.name, kinds=kinds, meta={**meta, "check": DETECTOR_MATCHES}
             ))
-        if column.unique:
-            expectations.append(gxe.ExpectColumnValuesToBeUnique(column=column.name, meta={**meta, "check": UNIQUE}))
     return gx.ExpectationSuite(name=f"{source}.{table.name}", expectations=expectations, meta={"source": source})
 
 
@@ -401,6 +403,8 @@ class _TableValidation:
             for check in _checks_of(expectation.meta["check"], getattr(expectation, "kinds", ())):
                 self.checks.declare(name, column, check)
         self.checks.declare(name, None, COLUMNS_DECLARED)
+        for column in self.unique_hashes:
+            self.checks.declare(name, column, UNIQUE)
         for column in self.text:
             self.checks.declare(name, column.name, NO_ORIGINAL)
         for column in self.row_scoped:
@@ -431,12 +435,17 @@ class _TableValidation:
         self.checks.add(self.table.name, None, COLUMNS_DECLARED, len(stray) + len(missing), len(present))
 
     def _frame(self, chunk: pa.Table) -> pd.DataFrame:
-        """Return the columns GX reads, strings as Arrow-backed pandas columns."""
+        """Return the columns GX and :meth:`_survivors` read, as Arrow-backed pandas strings.
+
+        Those are the string and JSON columns, and UUID columns that are unique: :meth:`_survivors`
+        checks the text columns in this frame, which held unique columns for a GX uniqueness
+        expectation until that moved out of GX; the survivor checks kept their scope.
+        """
         arrays, names = [], []
         for column in self.columns.values():
             if column.name not in chunk.column_names:
                 continue
-            if column.logical in PATTERN_LOGICAL or column.unique:
+            if column.logical in PATTERN_LOGICAL or (column.unique and column.logical in SURVIVOR_LOGICAL):
                 array = chunk.column(column.name)
                 if column.logical in SURVIVOR_LOGICAL and not _is_string(array.type):
                     array = array.cast(pa.string())
@@ -464,14 +473,8 @@ class _TableValidation:
                     found = counts.get(kind)
                     self.checks.add(self.table.name, column, custom.check_name(kind), rows if found is None else found,
                                     rows, passed=None if found is not None else False)
-            elif check == ROW_COUNT:
+            else:  # ROW_COUNT: build_suite makes no other expectation
                 self.gx_rows += int(outcome.result.get("observed_value") or 0)
-            else:
-                self.checks.add(
-                    self.table.name, column, check,
-                    int(outcome.result.get("unexpected_count") or 0), int(outcome.result.get("element_count") or 0),
-                    passed=bool(outcome.success),
-                )
 
     def _survivors(self, chunk: pa.Table, frame: pd.DataFrame, originals: dict[str, np.ndarray]) -> None:
         from expectations import custom

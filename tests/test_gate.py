@@ -205,6 +205,26 @@ def test_duplicate_across_batches_in_unique_column_fails():
     assert dict(((t, c, k), n) for t, c, k, n in failures(summary))[("customers", "email", "unique")] == 2
 
 
+@pytest.mark.parametrize("chunk_rows", [2, 250_000], ids=["in-other-chunks", "in-one-chunk"])
+def test_duplicate_key_fails_whether_or_not_gx_sees_both_copies(monkeypatch, chunk_rows):
+    import expectations.gate as gate
+
+    monkeypatch.setattr(gate, "CHUNK_ROWS", chunk_rows)
+    summary = run([customers(data={"id": [1, 2, 3, 1, 5, 1]})], fks=[])
+
+    assert fired(summary) == {("customers", "id", "unique")}
+    assert dict(((t, c, k), n) for t, c, k, n in failures(summary))[("customers", "id", "unique")] == 3
+
+
+def test_original_value_in_a_unique_uuid_column_fails_the_survivor_check():
+    uuid = "00000000-0000-4000-8000-000000000003"
+    base = customers()
+    columns = [replace(c, unique=True) if c.name == "uuid" else c for c in base.columns]
+    summary = run([replace(base, columns=columns)], fks=[], extra_identifiers=[uuid])
+
+    assert fired(summary) == {("customers", "uuid", "no_original_values")}
+
+
 def test_dangling_foreign_key_fails():
     summary = run([customers(), orders(customer_ids=(1, 2, 99, None))])
 
