@@ -1,11 +1,11 @@
 """The validation gate: checks a masked snapshot must pass before it is published.
 
 :func:`validate_snapshot` re-reads every published table in chunks and runs, per chunk, one
-Great Expectations suite built from the masking policy (:func:`build_suite`): the row count,
-one detector expectation per (text column, kind) and uniqueness. Checks that need the masking
-key or more than one chunk run beside GX on the same chunks, in numpy: no original value
-survived (by keyed fingerprint, anywhere or in its own row), unique columns are unique across
-the whole table, foreign keys still join, dropped tables and columns are absent.
+Great Expectations suite built from the masking policy (:func:`build_suite`): the row count and
+one detector expectation per text column. Checks that need the masking key or more than one
+chunk run beside GX on the same chunks, in numpy: no original value survived (by keyed
+fingerprint, anywhere or in its own row), unique columns are unique across the whole table,
+foreign keys still join, dropped tables and columns are absent.
 
 The summary holds counts, check names and table/column names only. GX results can carry
 sample values; they are requested with no samples and read for their counts alone.
@@ -136,8 +136,12 @@ def build_suite(source: str, table: TableInput) -> ExpectationSuite:
     """Build the GX suite for one published table from its policy columns.
 
     Every string or JSON column gets one detector expectation over the kinds not in its
-    ``allow`` list, masked or kept; unique columns get a uniqueness expectation. Each
-    expectation's ``meta`` names the check and the column's transform, never a value.
+    ``allow`` list, masked or kept. Each expectation's ``meta`` names the check and the
+    column's transform, never a value.
+
+    Uniqueness has no expectation here: GX can only see one chunk, and the table-wide check of
+    :func:`validate_snapshot` (spilled hashes) finds every duplicate a chunk holds and more. A
+    per-chunk expectation cost a pandas factorisation of each unique column and decided nothing.
     """
     gx, gxe, custom = _gx()
     unknown = sorted({k for c in table.columns for k in c.allow} - set(detectors.DETECTORS))
@@ -157,8 +161,6 @@ def build_suite(source: str, table: TableInput) -> ExpectationSuite:
             expectations.append(custom.ExpectColumnValuesToHoldNoDetectorMatches(
                 column=column.name, kinds=kinds, meta={**meta, "check": DETECTOR_MATCHES}
             ))
-        if column.unique:
-            expectations.append(gxe.ExpectColumnValuesToBeUnique(column=column.name, meta={**meta, "check": UNIQUE}))
     return gx.ExpectationSuite(name=f"{source}.{table.name}", expectations=expectations, meta={"source": source})
 
 
@@ -295,16 +297,23 @@ def validate_snapshot(
             _remove_tree(work_dir)  # an earlier attempt's sets, left by a crash, must not add up with ours
             stack.callback(_remove_tree, work_dir)
         spilled = _Spilled(work_dir, sum(t.expected_rows for t in tables), identifier_fingerprints)
-        by_name = {t.name: t for t in tables}
-        key_sets = _KeySets(by_name, spilled, key)
+        referenced = {(ref, tuple(ref_cols)) for _, _, ref, ref_cols in foreign_keys}
+        passes = []
         for table in tables:
             suite = build_suite(source, table)
             if report_dir is not None:
                 path = Path(report_dir) / "suites" / f"{table.name}.json"
                 save_suite(suite, path)
                 load_suite(path)
-            fks = [(cols, ref, ref_cols) for child, cols, ref, ref_cols in foreign_keys if child == table.name]
-            _TableValidation(runner, suite, table, spilled, key, fks, key_sets, checks).run()
+            fks = [(c, ref, tuple(ref_c)) for child, c, ref, ref_c in foreign_keys if child == table.name]
+            keys_of = [cols for ref, cols in referenced if ref == table.name]
+            passes.append(_TableValidation(runner, suite, table, spilled, key, fks, keys_of, checks))
+            passes[-1].run()
+        # Every table has been read, so every referenced key set is complete: a child table may
+        # come before its parent.
+        key_sets = {(p.table.name, cols): hashed for p in passes for cols, hashed in p.key_sets.items()}
+        for validation in passes:
+            validation.check_foreign_keys(key_sets)
         for (table_name, column), rows in spilled.probes.hit_rows().items():
             checks.add(table_name, column, NO_ORIGINAL, len(rows), 0)
 
@@ -341,11 +350,16 @@ def _summary(checks: _Checks, tables: list[TableInput], version: str) -> dict:
 
 
 class _TableValidation:
-    """One pass over a published table: GX per chunk, then the numpy checks on the same chunk."""
+    """One pass over a published table: GX per chunk, then the numpy checks on the same chunk.
 
-    def __init__(self, runner, suite, table, spilled, key, fks, key_sets, checks) -> None:
+    The pass also collects the hashes of its key columns that foreign keys refer to
+    (``key_sets``, by column tuple), so a parent table is read once; :meth:`check_foreign_keys`
+    compares this table's foreign keys once every table has had its pass.
+    """
+
+    def __init__(self, runner, suite, table, spilled, key, fks, keys_of, checks) -> None:
         self.runner, self.suite, self.table = runner, suite, table
-        self.spilled, self.key, self.fks, self.key_sets, self.checks = spilled, key, fks, key_sets, checks
+        self.spilled, self.key, self.fks, self.checks = spilled, key, fks, checks
         self.columns = {c.name: c for c in table.columns if c.transform != "drop"}
         self.dropped_columns = {c.name for c in table.columns if c.transform == "drop"}
         self.text = [c for c in self.columns.values() if c.logical in SURVIVOR_LOGICAL]
@@ -353,6 +367,15 @@ class _TableValidation:
         self.originals: dict[str, _RowStream] = {}
         self.unique_hashes = {c.name: spilled.new_set() for c in self.columns.values() if c.unique}
         self.fk_hashes = [spilled.new_set() for _ in fks]
+        self.key_sets: dict[tuple[str, ...], spill.PartitionedSet] = {}
+        self.hashed_keys = [(cols, hashed) for (cols, _, _), hashed in zip(fks, self.fk_hashes)]
+        for cols in keys_of:
+            if len(cols) == 1 and cols[0] in self.unique_hashes:
+                # A unique column's set holds exactly the hashes a reference to it needs: shared.
+                self.key_sets[cols] = self.unique_hashes[cols[0]]
+            else:
+                self.key_sets[cols] = spilled.new_set()
+                self.hashed_keys.append((cols, self.key_sets[cols]))
         self.offset = 0
         self.gx_rows = 0
 
@@ -380,6 +403,8 @@ class _TableValidation:
             for check in _checks_of(expectation.meta["check"], getattr(expectation, "kinds", ())):
                 self.checks.declare(name, column, check)
         self.checks.declare(name, None, COLUMNS_DECLARED)
+        for column in self.unique_hashes:
+            self.checks.declare(name, column, UNIQUE)
         for column in self.text:
             self.checks.declare(name, column.name, NO_ORIGINAL)
         for column in self.row_scoped:
@@ -410,12 +435,17 @@ class _TableValidation:
         self.checks.add(self.table.name, None, COLUMNS_DECLARED, len(stray) + len(missing), len(present))
 
     def _frame(self, chunk: pa.Table) -> pd.DataFrame:
-        """Return the columns GX reads, strings as Arrow-backed pandas columns."""
+        """Return the columns GX and :meth:`_survivors` read, as Arrow-backed pandas strings.
+
+        Those are the string and JSON columns, and UUID columns that are unique: :meth:`_survivors`
+        checks the text columns in this frame, which held unique columns for a GX uniqueness
+        expectation until that moved out of GX; the survivor checks kept their scope.
+        """
         arrays, names = [], []
         for column in self.columns.values():
             if column.name not in chunk.column_names:
                 continue
-            if column.logical in PATTERN_LOGICAL or column.unique:
+            if column.logical in PATTERN_LOGICAL or (column.unique and column.logical in SURVIVOR_LOGICAL):
                 array = chunk.column(column.name)
                 if column.logical in SURVIVOR_LOGICAL and not _is_string(array.type):
                     array = array.cast(pa.string())
@@ -443,14 +473,8 @@ class _TableValidation:
                     found = counts.get(kind)
                     self.checks.add(self.table.name, column, custom.check_name(kind), rows if found is None else found,
                                     rows, passed=None if found is not None else False)
-            elif check == ROW_COUNT:
+            else:  # ROW_COUNT: build_suite makes no other expectation
                 self.gx_rows += int(outcome.result.get("observed_value") or 0)
-            else:
-                self.checks.add(
-                    self.table.name, column, check,
-                    int(outcome.result.get("unexpected_count") or 0), int(outcome.result.get("element_count") or 0),
-                    passed=bool(outcome.success),
-                )
 
     def _survivors(self, chunk: pa.Table, frame: pd.DataFrame, originals: dict[str, np.ndarray]) -> None:
         from expectations import custom
@@ -512,7 +536,7 @@ class _TableValidation:
             if name in chunk.column_names:
                 hashes, valid = _hash_keys([chunk.column(name)], self.key)
                 hashed.add(hashes[valid])
-        for (cols, _, _), hashed in zip(self.fks, self.fk_hashes):
+        for cols, hashed in self.hashed_keys:
             if all(c in chunk.column_names for c in cols):
                 hashes, valid = _hash_keys([chunk.column(c) for c in cols], self.key)
                 hashed.add(hashes[valid])
@@ -534,31 +558,19 @@ class _TableValidation:
         for column, hashed in self.unique_hashes.items():
             duplicates = sum(spill.duplicate_rows(hashed.values(p)) for p in parts)
             self.checks.set(name, column, UNIQUE, duplicates, hashed.count)
+        for _, hashed in self.hashed_keys:
+            hashed.flush()  # kept on disk, not in memory, until every table has had its pass
+
+    def check_foreign_keys(self, key_sets: dict[tuple[str, tuple[str, ...]], spill.PartitionedSet]) -> None:
+        """Count this table's keys missing from the referenced ones (all tables' passes done)."""
         for (cols, ref, ref_cols), hashed in zip(self.fks, self.fk_hashes):
-            referenced = self.key_sets.get(ref, ref_cols)
+            referenced = key_sets.get((ref, ref_cols))
+            if referenced is None:
+                log.warning("referenced table %s is not published; every key referring to it dangles", ref)
+                referenced = key_sets[(ref, ref_cols)] = self.spilled.new_set()
+            parts = range(self.spilled.partitions)
             dangling = sum(int((~spill.member(hashed.values(p), referenced.sorted_unique(p))).sum()) for p in parts)
-            self.checks.set(name, ",".join(cols), f"{FOREIGN_KEY}:{ref}", dangling, hashed.count)
-
-
-class _KeySets:
-    """Hashes of referenced key columns, spilled once per (table, columns)."""
-
-    def __init__(self, tables: dict[str, TableInput], spilled: _Spilled, key: MaskingKey) -> None:
-        self.tables, self.spilled, self.key = tables, spilled, key
-        self.cache: dict[tuple[str, tuple[str, ...]], spill.PartitionedSet] = {}
-
-    def get(self, table: str, columns: tuple[str, ...]) -> spill.PartitionedSet:
-        slot = (table, tuple(columns))
-        if slot not in self.cache:
-            hashed = self.cache[slot] = self.spilled.new_set()
-            source = self.tables.get(table)
-            if source is None:
-                log.warning("referenced table %s is not published; every key referring to it dangles", table)
-            else:
-                for batch in source.batches():
-                    hashes, valid = _hash_keys([batch.column(c) for c in columns], self.key)
-                    hashed.add(hashes[valid])
-        return self.cache[slot]
+            self.checks.set(self.table.name, ",".join(cols), f"{FOREIGN_KEY}:{ref}", dangling, hashed.count)
 
 
 class _Spilled:

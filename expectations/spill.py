@@ -117,8 +117,14 @@ def member(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
     """Return, per value, whether it is in ``sorted_set`` (sorted, distinct)."""
     if not sorted_set.size or not values.size:
         return np.zeros(values.shape, dtype=bool)
-    at = np.minimum(np.searchsorted(sorted_set, values), sorted_set.size - 1)
-    return sorted_set[at] == values
+    # Searching sorted values walks the set once; in row order every search is a cache miss
+    # (about 4x slower on millions of random hashes, sorting and scattering back included).
+    order = np.argsort(values)
+    ordered = values[order]
+    at = np.minimum(np.searchsorted(sorted_set, ordered), sorted_set.size - 1)
+    out = np.empty(values.shape, dtype=bool)
+    out[order] = sorted_set[at] == ordered
+    return out
 
 
 def duplicate_rows(values: np.ndarray) -> int:
@@ -161,12 +167,17 @@ class BloomFilter:
             yield ((values * mix) >> self._shift).astype(np.int64)
 
     def add(self, values: np.ndarray) -> None:
+        if not np.size(values):
+            return
         for pos in self._positions(values):
-            # One pass per bit of the byte: every position of a pass ORs the same constant, so
-            # repeated bytes in a fancy-indexed |= give the right result (2.5x np.bitwise_or.at).
-            byte, bit = pos >> 3, (pos & 7).astype(np.uint8)
-            for b in range(8):
-                self._bits[byte[bit == b]] |= np.uint8(1 << b)
+            # A fancy-indexed |= keeps one write per repeated byte, so the bits bound for each
+            # byte are ORed together first: sorted, a byte's positions are one run to reduce
+            # (3x faster than one pass per bit of the byte, 8x np.bitwise_or.at).
+            pos = np.sort(pos)
+            byte = pos >> 3
+            starts = np.flatnonzero(np.concatenate(([True], byte[1:] != byte[:-1])))
+            masks = np.left_shift(np.uint8(1), (pos & 7).astype(np.uint8))
+            self._bits[byte[starts]] |= np.bitwise_or.reduceat(masks, starts)
 
     def may_contain(self, values: np.ndarray) -> np.ndarray:
         out = np.ones(np.shape(values), dtype=bool)

@@ -205,10 +205,63 @@ def test_duplicate_across_batches_in_unique_column_fails():
     assert dict(((t, c, k), n) for t, c, k, n in failures(summary))[("customers", "email", "unique")] == 2
 
 
+@pytest.mark.parametrize("chunk_rows", [2, 250_000], ids=["in-other-chunks", "in-one-chunk"])
+def test_duplicate_key_fails_whether_or_not_gx_sees_both_copies(monkeypatch, chunk_rows):
+    import expectations.gate as gate
+
+    monkeypatch.setattr(gate, "CHUNK_ROWS", chunk_rows)
+    summary = run([customers(data={"id": [1, 2, 3, 1, 5, 1]})], fks=[])
+
+    assert fired(summary) == {("customers", "id", "unique")}
+    assert dict(((t, c, k), n) for t, c, k, n in failures(summary))[("customers", "id", "unique")] == 3
+
+
+def test_original_value_in_a_unique_uuid_column_fails_the_survivor_check():
+    uuid = "00000000-0000-4000-8000-000000000003"
+    base = customers()
+    columns = [replace(c, unique=True) if c.name == "uuid" else c for c in base.columns]
+    summary = run([replace(base, columns=columns)], fks=[], extra_identifiers=[uuid])
+
+    assert fired(summary) == {("customers", "uuid", "no_original_values")}
+
+
 def test_dangling_foreign_key_fails():
     summary = run([customers(), orders(customer_ids=(1, 2, 99, None))])
 
     assert fired(summary) == {("orders", "customer_id", "foreign_key_joins:customers")}
+
+
+def dangling(summary, table="orders", column="customer_id", ref="customers") -> tuple[int, int]:
+    wanted = (table, column, f"foreign_key_joins:{ref}")
+    check = next(c for c in summary["checks"] if (c["table"], c["column"], c["check"]) == wanted)
+    return check["unexpected_count"], check["element_count"]
+
+
+@pytest.mark.parametrize("child_first", [False, True], ids=["parent-first", "child-first"])
+def test_foreign_keys_join_whichever_table_is_read_first(child_first):
+    for customer_ids, expected in [((1, 2, 2, 6), (0, 4)), ((1, 2, 99, None), (1, 3))]:
+        tables = [customers(), orders(customer_ids=customer_ids)]
+        summary = run(tables[::-1] if child_first else tables)
+
+        failed = {("orders", "customer_id", "foreign_key_joins:customers")} if expected[0] else set()
+        assert fired(summary) == failed
+        assert dangling(summary) == expected
+
+
+def test_foreign_key_to_a_composite_key_of_its_own_table():
+    # Per row (customer_id, id): (1, 1), (2, 2), (2, 3), (6, 4);
+    # as (id, customer_id): (1, 1), (2, 2), (3, 2), (4, 6).
+    summary = run([orders()], fks=[("orders", ("customer_id", "id"), "orders", ("id", "customer_id"))])
+
+    assert fired(summary) == {("orders", "customer_id,id", "foreign_key_joins:orders")}
+    assert dangling(summary, column="customer_id,id", ref="orders") == (2, 4)
+
+
+def test_foreign_key_to_an_unpublished_table_dangles():
+    summary = run([orders()])
+
+    assert fired(summary) == {("orders", "customer_id", "foreign_key_joins:customers")}
+    assert dangling(summary) == (4, 4)
 
 
 @pytest.mark.parametrize("allow, expected", [(("email",), set()), ((), {("customers", "contact", "no_email")})],

@@ -72,6 +72,28 @@ def test_bloom_filter_has_no_false_negatives_and_few_false_positives():
     assert bloom.may_contain(random_u64(200_000)).mean() < 0.01
 
 
+def test_bloom_filter_sets_exactly_the_bits_of_its_values_when_many_share_a_byte():
+    bloom = spill.BloomFilter(10)  # the smallest filter: 2**19 bits for 4 * 300,000 positions
+    members = random_u64(300_000)
+    bloom.add(members)
+    bloom.add(members[:0])
+
+    expected = np.zeros(bloom.nbytes * 8, dtype=bool)
+    for pos in bloom._positions(members):
+        expected[pos] = True
+    np.testing.assert_array_equal(bloom._bits, np.packbits(expected, bitorder="little"))
+
+
+def test_member_answers_in_the_order_asked_for_unsorted_and_repeated_values():
+    known = np.sort(random_u64(1000))
+    asked = np.concatenate([known[::-3], random_u64(50), known[:10], known[:10]])
+    RNG.shuffle(asked)
+
+    expected = np.array([v in set(known.tolist()) for v in asked.tolist()])
+    np.testing.assert_array_equal(spill.member(asked, known), expected)
+    assert not spill.member(asked, known[:0]).any()
+
+
 def test_bloom_filter_memory_is_capped():
     assert spill.BloomFilter(10**9, max_bytes=1 << 20).nbytes == 1 << 20
     assert spill.BloomFilter(10).nbytes == 1 << 16
