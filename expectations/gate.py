@@ -437,15 +437,14 @@ class _TableValidation:
     def _frame(self, chunk: pa.Table) -> pd.DataFrame:
         """Return the columns GX and :meth:`_survivors` read, as Arrow-backed pandas strings.
 
-        Those are the string and JSON columns, and UUID columns that are unique: :meth:`_survivors`
-        checks the text columns in this frame, which held unique columns for a GX uniqueness
-        expectation until that moved out of GX; the survivor checks kept their scope.
+        Those are the string, JSON and UUID columns: GX searches the first two for patterns, and
+        :meth:`_survivors` checks all three for original values.
         """
         arrays, names = [], []
         for column in self.columns.values():
             if column.name not in chunk.column_names:
                 continue
-            if column.logical in PATTERN_LOGICAL or (column.unique and column.logical in SURVIVOR_LOGICAL):
+            if column.logical in SURVIVOR_LOGICAL:
                 array = chunk.column(column.name)
                 if column.logical in SURVIVOR_LOGICAL and not _is_string(array.type):
                     array = array.cast(pa.string())
@@ -482,7 +481,7 @@ class _TableValidation:
         row_fps: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         probes = self.spilled.probes
         for column in self.text:
-            if column.name not in frame.columns:
+            if column.name not in chunk.column_names:
                 continue
             label = (self.table.name, column.name)
             values = custom.as_arrow_strings(frame[column.name])

@@ -216,10 +216,11 @@ def test_duplicate_key_fails_whether_or_not_gx_sees_both_copies(monkeypatch, chu
     assert dict(((t, c, k), n) for t, c, k, n in failures(summary))[("customers", "id", "unique")] == 3
 
 
-def test_original_value_in_a_unique_uuid_column_fails_the_survivor_check():
+@pytest.mark.parametrize("unique", [True, False], ids=["unique", "not-unique"])
+def test_original_value_in_a_uuid_column_fails_the_survivor_check(unique):
     uuid = "00000000-0000-4000-8000-000000000003"
     base = customers()
-    columns = [replace(c, unique=True) if c.name == "uuid" else c for c in base.columns]
+    columns = [replace(c, unique=unique) if c.name == "uuid" else c for c in base.columns]
     summary = run([replace(base, columns=columns)], fks=[], extra_identifiers=[uuid])
 
     assert fired(summary) == {("customers", "uuid", "no_original_values")}
