@@ -138,3 +138,24 @@ def test_holder_that_cannot_reach_the_source_is_a_source_error_naming_the_cause(
 
     with pytest.raises(SourceError, match="could not hold an exported snapshot.*(refused|failed)"):
         hold_snapshot("postgresql+psycopg://postgres@127.0.0.1:1/nowhere", "unreachable", hold_seconds=5)
+
+
+@pytest.mark.parametrize(("mask_workers", "per_reader"), [(2, 1), (4, 2)])
+def test_parallel_readers_share_the_masking_processes_instead_of_multiplying_them(
+    tmp_path, pg_database, mask_workers, per_reader
+):
+    from cleanroom import pipeline
+    from cleanroom.config import load_config
+    from tests.refresh_helpers import write_config
+
+    entry = database_source(tmp_path, pg_database, "shared", SCHEMA, POLICY, consistency="snapshot", workers=2,
+                            mask_workers=mask_workers, batch_rows=2000)
+    source = load_config(write_config(tmp_path, [entry]))["shared"]
+    plan = pipeline.plan(source, f"manual__share_{mask_workers}")
+
+    results = pipeline.extract_all(source, plan)
+
+    by_table = {r["table"]: r for r in results}
+    assert by_table["customers"]["mask_workers"] == per_reader  # fake: email, ten batches
+    assert by_table["orders"]["mask_workers"] == 1  # nothing costly to mask
+    assert by_table["customers"]["rows"] == 20000 and by_table["orders"]["rows"] == 20000

@@ -238,7 +238,9 @@ def extract_all(source: SourceConfig, plan_: dict[str, Any]) -> list[dict[str, A
     """Extract every table and chunk as of one moment (``snapshot`` mode).
 
     On PostgreSQL the jobs run on ``source.workers`` threads whose connections share an
-    exported snapshot; elsewhere they run one after another in one transaction.
+    exported snapshot; elsewhere they run one after another in one transaction. The readers
+    share ``source.mask_workers`` between them: each masks with its part of them, so parallel
+    readers do not multiply the masking processes beyond what was asked for.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -247,12 +249,15 @@ def extract_all(source: SourceConfig, plan_: dict[str, Any]) -> list[dict[str, A
     engine = engine_for(source)
     try:
         with snapshot_session(engine) as session:
+            readers = source.workers if session.parallel and source.workers > 1 and len(plan_["jobs"]) > 1 else 1
+            mask_workers = max(1, source.mask_workers // readers)
+
             def run(job):
                 with session.connection() as conn:
-                    return _extract(conn, source, plan_, job)
+                    return _extract(conn, source, plan_, job, mask_workers)
 
-            if session.parallel and source.workers > 1 and len(plan_["jobs"]) > 1:
-                with ThreadPoolExecutor(max_workers=source.workers, thread_name_prefix="extract") as pool:
+            if readers > 1:
+                with ThreadPoolExecutor(max_workers=readers, thread_name_prefix="extract") as pool:
                     results = list(pool.map(run, plan_["jobs"]))
             else:
                 results = [run(job) for job in plan_["jobs"]]
@@ -263,11 +268,14 @@ def extract_all(source: SourceConfig, plan_: dict[str, Any]) -> list[dict[str, A
     return results
 
 
-def _extract(conn, source: SourceConfig, plan_: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
+def _extract(
+    conn, source: SourceConfig, plan_: dict[str, Any], job: dict[str, Any], mask_workers: int | None = None
+) -> dict[str, Any]:
     """Stream one table (or one key range of it) out of ``conn``, mask each batch, write Parquet.
 
     Raw values exist only in memory, one batch at a time. Keyed fingerprints of the
-    originals go to the private work area for the validation gate.
+    originals go to the private work area for the validation gate. ``mask_workers`` caps the
+    masking processes (default: the source's ``mask_workers``).
     """
     from cleanroom import source as src
     from cleanroom.consistency import chunk_where, combine_where
@@ -296,7 +304,8 @@ def _extract(conn, source: SourceConfig, plan_: dict[str, Any], job: dict[str, A
     out_schema = masker.output_schema(src.arrow_schema(table, columns))
     # Worker processes pay their start-up and the round trip of every batch only where there
     # is enough costly masking to share out; date shifts and partial masks stay here.
-    workers = source.mask_workers if expected >= 4 * source.batch_rows and masker.costly else 1
+    workers = mask_workers or source.mask_workers
+    workers = workers if expected >= 4 * source.batch_rows and masker.costly else 1
     try:
         with bucket.open_write(object_key) as raw:
             sink = HashingWriter(raw)
