@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+import time
 from pathlib import Path
 
 import yaml
@@ -62,3 +64,39 @@ def all_published_bytes(folder: Path) -> bytes:
         if path.suffix == ".parquet":
             chunks.append(json.dumps(pq.read_table(path).to_pylist(), default=str, ensure_ascii=False).encode())
     return b"\n".join(chunks)
+
+
+def _writer(url: str, stop: threading.Event, done: list[int]) -> None:
+    """Insert a customer and its first order in one transaction, over and over.
+
+    At every committed moment the two tables hold equally many rows, and every order's
+    customer exists: a snapshot read at one moment must show the same.
+    """
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    n = 0
+    while not stop.is_set():
+        with engine.begin() as conn:
+            cid = conn.execute(sa.text("INSERT INTO customers (email, tier) VALUES (:e, 'new') RETURNING id"),
+                               {"e": f"w{n}-{time.monotonic_ns()}@corp.test"}).scalar_one()
+            conn.execute(sa.text("INSERT INTO orders (customer_id, total) VALUES (:c, 1)"), {"c": cid})
+            conn.execute(sa.text("UPDATE customers SET tier = 'gold' WHERE id = :c"), {"c": 1 + n % 20000})
+        n += 1
+    done.append(n)
+    engine.dispose()
+
+
+def refresh_while_writing(tmp_path, url: str, source: dict):
+    """Run the source's refresh while :func:`_writer` commits; return (state, dag_run)."""
+    stop, done = threading.Event(), []
+    writer = threading.Thread(target=_writer, args=(url, stop, done), daemon=True)
+    writer.start()
+    try:
+        time.sleep(0.5)
+        outcome = run_refresh(tmp_path, [source], source["name"])
+    finally:
+        stop.set()
+        writer.join(timeout=30)
+    assert done and done[0] > 0, "the writer never committed: the test proved nothing"
+    return outcome

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import threading
-import time
 
 import pytest
 import sqlalchemy as sa
 
-from tests.refresh_helpers import database_source, latest, run_refresh
+from tests.refresh_helpers import database_source, latest, refresh_while_writing
 
 pytestmark = [pytest.mark.airflow, pytest.mark.postgres]
 
@@ -28,47 +26,13 @@ tables:
 """
 
 
-def _writer(url: str, stop: threading.Event, done: list[int]) -> None:
-    """Insert a customer and its first order in one transaction, over and over.
-
-    At every committed moment the two tables hold equally many rows, and every order's
-    customer exists: a snapshot read at one moment must show the same.
-    """
-    engine = sa.create_engine(url)
-    n = 0
-    while not stop.is_set():
-        with engine.begin() as conn:
-            cid = conn.execute(sa.text("INSERT INTO customers (email, tier) VALUES (:e, 'new') RETURNING id"),
-                               {"e": f"w{n}-{time.monotonic_ns()}@corp.test"}).scalar_one()
-            conn.execute(sa.text("INSERT INTO orders (customer_id, total) VALUES (:c, 1)"), {"c": cid})
-            conn.execute(sa.text("UPDATE customers SET tier = 'gold' WHERE id = :c"), {"c": 1 + n % 20000})
-        n += 1
-    done.append(n)
-    engine.dispose()
-
-
-def _refresh_while_writing(tmp_path, url: str, source: dict):
-    """Run the source's refresh while :func:`_writer` commits; return (state, dag_run)."""
-    stop, done = threading.Event(), []
-    writer = threading.Thread(target=_writer, args=(url, stop, done), daemon=True)
-    writer.start()
-    try:
-        time.sleep(0.5)
-        outcome = run_refresh(tmp_path, [source], source["name"])
-    finally:
-        stop.set()
-        writer.join(timeout=30)
-    assert done and done[0] > 0, "the writer never committed: the test proved nothing"
-    return outcome
-
-
 @pytest.mark.parametrize("workers", [pytest.param(2, id="parallel-readers-share-an-exported-snapshot")])
 def test_snapshot_refresh_under_concurrent_writes_is_one_moment(tmp_path, pg_database, workers):
     source = database_source(tmp_path, pg_database, "live", SCHEMA, POLICY,
                              consistency="snapshot", workers=workers, batch_rows=500)
     bucket = tmp_path / "bucket"
 
-    state, _ = _refresh_while_writing(tmp_path, pg_database, source)
+    state, _ = refresh_while_writing(tmp_path, pg_database, source)
     assert state == "success"  # the gate's foreign-key check passed: every order's customer is there
 
     manifest = json.loads((bucket / "live" / latest(bucket, "live") / "manifest.json").read_text())
@@ -97,7 +61,7 @@ def test_mapped_tasks_sharing_an_exported_snapshot_read_one_moment_under_concurr
                              consistency="shared_snapshot", batch_rows=500, chunk_rows=5000)
     bucket = tmp_path / "bucket"
 
-    state, dag_run = _refresh_while_writing(tmp_path, pg_database, source)
+    state, dag_run = refresh_while_writing(tmp_path, pg_database, source)
     assert state == "success"
 
     extract_tasks = [ti for ti in dag_run.get_task_instances() if ti.task_id == "extract_mask"]
