@@ -66,6 +66,16 @@ def all_published_bytes(folder: Path) -> bytes:
     return b"\n".join(chunks)
 
 
+WRITER_POLICY = """
+tables:
+  customers:
+    columns: {id: keep, email: {fake: email}, tier: keep}
+  orders:
+    columns: {id: keep, customer_id: keep, total: keep}
+"""
+"""A policy for the tables :func:`_writer` writes to (customers with a unique email, orders)."""
+
+
 def _writer(url: str, stop: threading.Event, done: list[int]) -> None:
     """Insert a customer and its first order in one transaction, over and over.
 

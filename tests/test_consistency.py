@@ -7,7 +7,8 @@ import json
 import pytest
 import sqlalchemy as sa
 
-from tests.refresh_helpers import database_source, latest, refresh_while_writing
+from tests.refresh_helpers import WRITER_POLICY as POLICY
+from tests.refresh_helpers import database_source, latest, refresh_while_writing, run_refresh
 
 pytestmark = [pytest.mark.airflow, pytest.mark.postgres]
 
@@ -16,13 +17,6 @@ CREATE TABLE customers (id SERIAL PRIMARY KEY, email VARCHAR(120) NOT NULL UNIQU
 CREATE TABLE orders (id SERIAL PRIMARY KEY, customer_id INTEGER NOT NULL REFERENCES customers(id), total INTEGER NOT NULL);
 INSERT INTO customers (email, tier) SELECT 'c' || g || '@corp.test', 'basic' FROM generate_series(1, 20000) g;
 INSERT INTO orders (customer_id, total) SELECT g, 10 FROM generate_series(1, 20000) g;
-"""
-POLICY = """
-tables:
-  customers:
-    columns: {id: keep, email: {fake: email}, tier: keep}
-  orders:
-    columns: {id: keep, customer_id: keep, total: keep}
 """
 
 

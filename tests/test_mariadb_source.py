@@ -199,25 +199,18 @@ LIVE_SCHEMA = [
     "INSERT INTO customers (email, tier) SELECT CONCAT('c', seq, '@corp.test'), 'basic' FROM seq_1_to_20000",
     "INSERT INTO orders (customer_id, total) SELECT seq, 10 FROM seq_1_to_20000",
 ]
-LIVE_POLICY = """
-tables:
-  customers:
-    columns: {id: keep, email: {fake: email}, tier: keep}
-  orders:
-    columns: {id: keep, customer_id: keep, total: keep}
-"""
 
 
 def test_snapshot_refresh_under_concurrent_writes_reads_one_moment_on_mariadb(tmp_path, mariadb_database):
     """START TRANSACTION WITH CONSISTENT SNAPSHOT: tables read one after another, as of one moment."""
-    from tests.refresh_helpers import refresh_while_writing
+    from tests.refresh_helpers import WRITER_POLICY, refresh_while_writing
 
     engine = sa.create_engine(mariadb_database)
     with engine.begin() as conn:
         for statement in LIVE_SCHEMA:
             conn.exec_driver_sql(statement)
     engine.dispose()
-    (tmp_path / "policy.yaml").write_text(LIVE_POLICY)
+    (tmp_path / "policy.yaml").write_text(WRITER_POLICY)
     bucket = tmp_path / "bucket"
     source = {"name": "mlive", "url": mariadb_database, "policy": str(tmp_path / "policy.yaml"),
               "bucket": bucket.as_uri(), "demo_key": True, "work_dir": str(tmp_path / "work"),
