@@ -18,10 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
-BUFFER_VALUES = 1 << 20
-"""Values buffered per set before they are appended to the partition files (8 MiB)."""
-PARTITION_TARGET = 1 << 22
-"""About this many values per partition of the largest set (32 MiB), see :func:`partitions_for`."""
+BUFFER_VALUES = 1 << 18
+"""Values buffered per set before they are appended to the partition files (2 MiB)."""
+PARTITION_TARGET = 1 << 20
+"""About this many values per partition of the largest set (8 MiB), see :func:`partitions_for`.
+
+Small enough that a partition and its sorting temporaries stay a few tens of MB however large
+the snapshot; more partitions only mean more, smaller files.
+"""
 MAX_PARTITIONS = 1024
 
 
