@@ -33,9 +33,11 @@ def encoding_options(batch: pa.RecordBatch) -> dict[str, Any]:
     return {"use_dictionary": dictionary, "write_statistics": statistics}
 
 
+_TEXT_TESTS = (pa.types.is_string, pa.types.is_large_string, pa.types.is_binary, pa.types.is_large_binary)
+
+
 def _is_text(arrow: pa.DataType) -> bool:
-    return any(test(arrow) for test in (pa.types.is_string, pa.types.is_large_string, pa.types.is_binary,
-                                         pa.types.is_large_binary))
+    return any(test(arrow) for test in _TEXT_TESTS)
 
 
 class PartWriter:
