@@ -34,13 +34,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-try:
-    import _masking_sha256 as _sha256
-except ImportError as exc:  # pragma: no cover - only when the project was copied, not installed
-    raise ImportError(
-        "the C extension _masking_sha256 is missing: install the project with `pip install -e .` "
-        "(or `make test`), which compiles masking/_sha256.c and needs a C compiler"
-    ) from exc
+from masking.native import extension
+
+_sha256 = extension("_masking_sha256", "masking/_sha256.c")
 
 DEMO_KEY_TEXT = "cleanroom-DEMO-KEY-not-secret-do-not-use-for-real-data"
 MIN_KEY_BYTES = 16

@@ -84,6 +84,39 @@ def test_bloom_filter_sets_exactly_the_bits_of_its_values_when_many_share_a_byte
     np.testing.assert_array_equal(bloom._bits, np.packbits(expected, bitorder="little"))
 
 
+def test_bloom_filter_answers_as_its_bit_positions_say():
+    bloom = spill.BloomFilter(50_000)
+    members = random_u64(50_000)
+    bloom.add(members)
+    asked = np.concatenate([members[::7], random_u64(100_000)])[::-1]  # a strided, reversed view
+
+    expected = np.ones(asked.size, dtype=bool)
+    bits = np.unpackbits(bloom._bits, bitorder="little").astype(bool)
+    for pos in bloom._positions(asked):
+        expected &= bits[pos]
+    np.testing.assert_array_equal(bloom.may_contain(asked), expected)
+    assert bloom.may_contain(asked[:0]).shape == (0,)
+
+
+def test_bloom_kernels_refuse_buffers_that_do_not_fit():
+    import _gate_bloom
+
+    bits = np.zeros(1 << 10, dtype=np.uint8)  # 2**13 bits: a shift of 51 addresses them
+    values, mixes = random_u64(10), spill.BloomFilter._MIX
+    with pytest.raises(ValueError, match="smaller than the shift"):
+        _gate_bloom.add(bits, values, mixes, 50)
+    with pytest.raises(ValueError, match="shift must be"):
+        _gate_bloom.add(bits, values, mixes, 0)
+    with pytest.raises(ValueError, match="one byte per value"):
+        _gate_bloom.test(bits, values, mixes, 51, np.zeros(9, dtype=bool))
+    with pytest.raises(ValueError, match="uint64"):
+        _gate_bloom.add(bits, values.view(np.uint8)[:13], mixes, 51)
+    with pytest.raises(TypeError):
+        _gate_bloom.add(bytes(bits), values, mixes, 51)  # read-only bits
+    _gate_bloom.add(bits, values, mixes, 51)
+    assert bits.any()
+
+
 def test_member_answers_in_the_order_asked_for_unsorted_and_repeated_values():
     known = np.sort(random_u64(1000))
     asked = np.concatenate([known[::-3], random_u64(50), known[:10], known[:10]])
