@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -127,8 +128,17 @@ class Findings:
         return out
 
 
-_cache: OrderedDict[int, tuple[object, Findings]] = OrderedDict()
+# Per thread: the gate validates tables on several threads, and one table's chunk being done
+# must not drop another's findings.
+_local = threading.local()
 stats = {"analysed": 0, "reused": 0}
+
+
+def _cache() -> OrderedDict[int, tuple[object, Findings]]:
+    cache = getattr(_local, "cache", None)
+    if cache is None:
+        cache = _local.cache = OrderedDict()
+    return cache
 
 
 def as_arrow_strings(values: pd.Series | pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
@@ -144,21 +154,22 @@ def as_arrow_strings(values: pd.Series | pa.Array | pa.ChunkedArray) -> pa.Array
 def findings_for(values: pd.Series | pa.Array | pa.ChunkedArray) -> Findings:
     """Return the findings for a column, computing them once per Arrow array."""
     array = as_arrow_strings(values)
-    entry = _cache.get(id(array))
+    cache = _cache()
+    entry = cache.get(id(array))
     if entry is not None and entry[0] is array:
         stats["reused"] += 1
-        _cache.move_to_end(id(array))
+        cache.move_to_end(id(array))
         return entry[1]
     found = analyse(array)
-    _cache[id(array)] = (array, found)  # the reference keeps the id from being reused
-    while len(_cache) > _CACHE_SIZE:
-        _cache.popitem(last=False)
+    cache[id(array)] = (array, found)  # the reference keeps the id from being reused
+    while len(cache) > _CACHE_SIZE:
+        cache.popitem(last=False)
     return found
 
 
 def clear_cache() -> None:
-    """Forget cached findings (they hold matched text; call when a batch is done)."""
-    _cache.clear()
+    """Forget this thread's cached findings (they hold matched text; call when a batch is done)."""
+    _cache().clear()
 
 
 def analyse(array: pa.Array | pa.ChunkedArray) -> Findings:

@@ -13,6 +13,7 @@ be in it (the real hits and a small share of false positives) need the exact che
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -200,6 +201,7 @@ class Probes:
         self.members, self.bloom = members, bloom
         self.folder, self.partitions = Path(folder), partitions
         self._sets: dict[object, PartitionedSet] = {}
+        self._lock = threading.Lock()  # labels are added from the gate's table threads
 
     def maybe(self, values: np.ndarray) -> np.ndarray:
         """Per value, False where it is certainly not in the set."""
@@ -210,9 +212,12 @@ class Probes:
         maybe = self.bloom.may_contain(values)
         if not maybe.any():
             return
-        if label not in self._sets:
-            self._sets[label] = PartitionedSet(self.folder / f"probe-{len(self._sets):04d}", self.partitions, with_rows=True)
-        self._sets[label].add(values[maybe], np.asarray(rows, dtype=np.int64)[maybe])
+        with self._lock:
+            if label not in self._sets:
+                self._sets[label] = PartitionedSet(self.folder / f"probe-{len(self._sets):04d}", self.partitions, with_rows=True)
+            probes = self._sets[label]
+        # One label is one column of one table: only that table's pass adds to it.
+        probes.add(values[maybe], np.asarray(rows, dtype=np.int64)[maybe])
 
     def hit_rows(self) -> dict[object, np.ndarray]:
         hits: dict[object, list[np.ndarray]] = {label: [] for label in self._sets}

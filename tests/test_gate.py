@@ -232,6 +232,47 @@ def test_dangling_foreign_key_fails():
     assert fired(summary) == {("orders", "customer_id", "foreign_key_joins:customers")}
 
 
+@pytest.fixture
+def one_pass_at_a_time(monkeypatch):
+    """Return a function that runs the gate with table passes one after another."""
+    from expectations import gate
+
+    def sequential(*args, **kwargs):
+        with monkeypatch.context() as patch:
+            patch.setattr(gate, "PASS_THREADS", 1)
+            return run(*args, **kwargs)
+
+    return sequential
+
+
+def test_tables_validated_on_threads_summarise_exactly_as_one_after_another(one_pass_at_a_time):
+    from expectations import gate
+
+    assert gate.PASS_THREADS > 1
+    notes = [*SAFE_NOTES[:5], f"please write to {LEAK_EMAIL} soon"]
+    leaky = lambda: [customers(data={"note": notes}), orders(customer_ids=(1, 2, 99, 6))]  # noqa: E731
+
+    threaded = run(leaky(), extra_identifiers=(LEAK_EMAIL,))
+    sequential = one_pass_at_a_time(leaky(), extra_identifiers=(LEAK_EMAIL,))
+
+    assert threaded["checks"] == sequential["checks"]  # the same checks, counts and order
+    assert fired(threaded) == {
+        ("customers", "note", "no_email"), ("customers", "note", "no_original_values"),
+        ("orders", "customer_id", "foreign_key_joins:customers"),
+    }
+
+
+def test_an_error_in_one_table_pass_stops_the_gate():
+    broken = orders()
+
+    def unreadable():
+        yield from broken.batches()
+        raise OSError("part-00001.parquet: connection reset")
+
+    with pytest.raises(OSError, match="connection reset"):
+        run([customers(), replace(broken, batches=unreadable)])
+
+
 def dangling(summary, table="orders", column="customer_id", ref="customers") -> tuple[int, int]:
     wanted = (table, column, f"foreign_key_joins:{ref}")
     check = next(c for c in summary["checks"] if (c["table"], c["column"], c["check"]) == wanted)
