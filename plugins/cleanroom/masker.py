@@ -11,10 +11,9 @@ bounded number of batches in flight, so memory does not grow with the table.
 
 from __future__ import annotations
 
-import collections
 import multiprocessing
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from cleanroom.ordered import ordered_map
 from masking import detectors
 from masking import policy as P
 from masking import schema as S
@@ -147,17 +147,7 @@ def mask_stream(batches: Iterable[pa.RecordBatch], masker: BatchMasker, workers:
         return
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(masker,)) as pool:
-        pending: collections.deque[Future] = collections.deque()
-        try:
-            for batch in batches:
-                pending.append(pool.submit(_mask_in_worker, batch))
-                if len(pending) >= IN_FLIGHT_PER_WORKER * workers:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
-        finally:
-            for future in pending:
-                future.cancel()
+        yield from ordered_map(pool, _mask_in_worker, batches, IN_FLIGHT_PER_WORKER * workers)
 
 
 _WORKER: dict[str, Any] = {}

@@ -27,7 +27,8 @@ import json
 import logging
 import math
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -36,6 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.types as pat
 
+from cleanroom.ordered import ordered_map
 from masking import schema as ms
 from masking.errors import ConfigError, SourceError
 
@@ -46,6 +48,10 @@ DIALECTS = ("postgresql", "mysql")
 # A multi-row INSERT never grows past this many bytes unless a single row is larger. Both
 # MariaDB (16 MiB) and MySQL 8 (64 MiB) accept far more with their default max_allowed_packet.
 MAX_STATEMENT_BYTES = 1_000_000
+# Batches rendered at once. Rendering is Arrow kernels and numpy copies, which run without the
+# GIL, so the next batches render while the current one is written and hashed; the output
+# keeps batch order.
+RENDER_THREADS = 2
 
 # PostgreSQL truncates identifiers beyond 63 bytes; MySQL allows 64 characters.
 _MAX_IDENTIFIER_BYTES = 63
@@ -987,25 +993,32 @@ class _TableWriter:
         return cells
 
 
-def _write_postgres_table(writer: _TableWriter, batches: Iterable[pa.RecordBatch]) -> int:
+    def rendered(self, batches: Iterable[pa.RecordBatch], pool: Executor) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """(rows, row end offsets, bytes) per non-empty batch, in order, rendered on ``pool``."""
+        opening, separator, closing = ("", "\t", "\n") if self.dialect == "postgresql" else ("(", ",", "),\n")
+
+        def render(batch: pa.RecordBatch) -> tuple[int, np.ndarray, np.ndarray]:
+            return (batch.num_rows, *_joined_rows(self.columns(batch), opening, separator, closing))
+
+        return ordered_map(pool, render, (b for b in batches if b.num_rows), 2 * RENDER_THREADS)
+
+
+def _write_postgres_table(writer: _TableWriter, rendered: Iterable[tuple[int, np.ndarray, np.ndarray]]) -> int:
     out, table, dialect = writer.out, writer.table, writer.dialect
     copy = f"COPY {_quote(table.name, dialect)} ({_quote_list(writer.schema.names, dialect)}) FROM stdin;\n"
     count = 0
-    for batch in batches:
-        if batch.num_rows == 0:
-            continue
-        _, data = _joined_rows(writer.columns(batch), "", "\t", "\n")
+    for rows, _, data in rendered:
         if count == 0:
             out.write(copy.encode())
         out.write(memoryview(data))
-        count += batch.num_rows
+        count += rows
         log.debug("SQL artifact: %s rows of %s written", count, table.name)
     if count:
         out.write(b"\\.\n\n")
     return count
 
 
-def _write_mysql_table(writer: _TableWriter, batches: Iterable[pa.RecordBatch], max_bytes: int) -> int:
+def _write_mysql_table(writer: _TableWriter, rendered: Iterable[tuple[int, np.ndarray, np.ndarray]], max_bytes: int) -> int:
     out, table, dialect = writer.out, writer.table, writer.dialect
     columns = _quote_list(writer.schema.names, dialect)
     prefix = f"INSERT INTO {_quote(table.name, dialect)} ({columns}) VALUES\n".encode()
@@ -1024,9 +1037,8 @@ def _write_mysql_table(writer: _TableWriter, batches: Iterable[pa.RecordBatch], 
             pending.clear()
         size = len(prefix)
 
-    for batch in batches:
-        ends, data = _joined_rows(writer.columns(batch), "(", ",", "),\n")
-        start, rows = 0, batch.num_rows
+    for rows, ends, data in rendered:
+        start = 0
         while start < rows:
             # Rows start..stop-1 fit while the statement, with ",\n" (or ";\n") after each, stays
             # within max_bytes; a row larger than that still gets a statement of its own.
@@ -1040,7 +1052,7 @@ def _write_mysql_table(writer: _TableWriter, batches: Iterable[pa.RecordBatch], 
             if stop < rows:
                 flush()
             start = stop
-        count += batch.num_rows
+        count += rows
         log.debug("SQL artifact: %s rows of %s written", count, table.name)
     flush()
     if count:
@@ -1086,13 +1098,15 @@ def write_sql_dump(
         # Inserts commit once, at the end of the data; the DDL above commits implicitly anyway.
         out.write(b"START TRANSACTION;\n\n")
     counts: dict[str, int] = {}
-    for table, schema, batches in tables:
-        writer = _TableWriter(out, table, schema, plans[table.name], dialect)
-        if dialect == "postgresql":
-            counts[table.name] = _write_postgres_table(writer, batches)
-        else:
-            counts[table.name] = _write_mysql_table(writer, batches, max_statement_bytes)
-        log.info("SQL artifact: table %s, %d row(s)", table.name, counts[table.name])
+    with ThreadPoolExecutor(max_workers=RENDER_THREADS, thread_name_prefix="sql-render") as pool:
+        for table, schema, batches in tables:
+            writer = _TableWriter(out, table, schema, plans[table.name], dialect)
+            rendered = writer.rendered(batches, pool)
+            if dialect == "postgresql":
+                counts[table.name] = _write_postgres_table(writer, rendered)
+            else:
+                counts[table.name] = _write_mysql_table(writer, rendered, max_statement_bytes)
+            log.info("SQL artifact: table %s, %d row(s)", table.name, counts[table.name])
     if dialect == "mysql":
         out.write(b"COMMIT;\n\n")
 
