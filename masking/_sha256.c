@@ -10,6 +10,9 @@
  * On x86-64 processors with the SHA extensions the compression uses them; elsewhere it runs
  * the portable code below. Both are checked against hashlib by tests/test_keys.py.
  * The GIL is released while hashing, so extraction threads hash in parallel.
+ *
+ * iso_datetimes writes the text that masking.keys hashes for a timestamp (Python's str() or
+ * isoformat() of the datetime), which Arrow's cast to string could only build in four passes.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -177,12 +180,90 @@ static PyObject *prefixed_digests(PyObject *self, PyObject *args) {
     return result;
 }
 
+/* Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant's civil_from_days). */
+static void civil_from_days(int64_t z, int64_t *year, unsigned *month, unsigned *day) {
+    z += 719468;
+    const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    const unsigned doe = (unsigned)(z - era * 146097);
+    const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    const unsigned mp = (5 * doy + 2) / 153;
+    *day = doy - (153 * mp + 2) / 5 + 1;
+    *month = mp < 10 ? mp + 3 : mp - 9;
+    *year = (int64_t)yoe + era * 400 + (*month <= 2);
+}
+
+static char *digits(char *at, unsigned value, int width) {
+    for (int i = width - 1; i >= 0; i--, value /= 10) at[i] = (char)('0' + value % 10);
+    return at + width;
+}
+
+#define MICROS_PER_DAY INT64_C(86400000000)
+
+PyDoc_STRVAR(iso_datetimes_doc,
+"iso_datetimes(micros, sep, utc, offsets, data) -> int\n--\n\n"
+"Write 'YYYY-MM-DD<sep>HH:MM:SS[.ffffff][+00:00]' for every int64 count of microseconds since\n"
+"the epoch: the fraction only when it is not zero (as Python prints a datetime), the offset\n"
+"when utc. offsets (int32, len(micros)+1) and data (at least 32 bytes a value) are written as\n"
+"an Arrow string array's buffers. Returns the bytes of data used, or -1 when a value lies\n"
+"outside the years 1 to 9999, which Python's datetime cannot hold (nothing is promised then).");
+
+static PyObject *iso_datetimes(PyObject *self, PyObject *args) {
+    Py_buffer micros, offsets, data;
+    const char *sep;
+    Py_ssize_t sep_len;
+    int utc;
+    if (!PyArg_ParseTuple(args, "y*s#pw*w*", &micros, &sep, &sep_len, &utc, &offsets, &data)) return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t n = micros.len / 8;
+    if (micros.len % 8 || sep_len != 1) {
+        PyErr_SetString(PyExc_ValueError, "micros must be int64 values and sep one character");
+    } else if (offsets.len < (n + 1) * 4 || data.len < n * 32) {
+        PyErr_SetString(PyExc_ValueError, "offsets or data is too small");
+    } else if (n > INT32_MAX / 32) {
+        PyErr_SetString(PyExc_ValueError, "too many values for int32 offsets; pass fewer at a time");
+    } else {
+        const int64_t *ticks = micros.buf;
+        int32_t *off = offsets.buf;
+        char *base = data.buf, *at = base;
+        int bad = 0;
+        Py_BEGIN_ALLOW_THREADS
+        off[0] = 0;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            int64_t t = ticks[i];
+            int64_t days = t / MICROS_PER_DAY, rest = t % MICROS_PER_DAY;
+            if (rest < 0) { rest += MICROS_PER_DAY; days -= 1; }
+            int64_t year;
+            unsigned month, day;
+            civil_from_days(days, &year, &month, &day);
+            if (year < 1 || year > 9999) { bad = 1; break; }
+            unsigned seconds = (unsigned)(rest / 1000000), fraction = (unsigned)(rest % 1000000);
+            at = digits(at, (unsigned)year, 4); *at++ = '-';
+            at = digits(at, month, 2); *at++ = '-';
+            at = digits(at, day, 2); *at++ = sep[0];
+            at = digits(at, seconds / 3600, 2); *at++ = ':';
+            at = digits(at, seconds / 60 % 60, 2); *at++ = ':';
+            at = digits(at, seconds % 60, 2);
+            if (fraction) { *at++ = '.'; at = digits(at, fraction, 6); }
+            if (utc) { memcpy(at, "+00:00", 6); at += 6; }
+            off[i + 1] = (int32_t)(at - base);
+        }
+        Py_END_ALLOW_THREADS
+        result = PyLong_FromSsize_t(bad ? -1 : (Py_ssize_t)(at - base));
+    }
+    PyBuffer_Release(&micros);
+    PyBuffer_Release(&offsets);
+    PyBuffer_Release(&data);
+    return result;
+}
+
 static PyObject *implementation(PyObject *self, PyObject *unused) {
     return PyUnicode_FromString(compress == compress_portable ? "portable" : "sha-ni");
 }
 
 static PyMethodDef methods[] = {
     {"prefixed_digests", prefixed_digests, METH_VARARGS, prefixed_digests_doc},
+    {"iso_datetimes", iso_datetimes, METH_VARARGS, iso_datetimes_doc},
     {"implementation", implementation, METH_NOARGS, "Which compression function runs: 'sha-ni' or 'portable'."},
     {NULL, NULL, 0, NULL},
 };

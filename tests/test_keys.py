@@ -154,6 +154,31 @@ def test_fingerprints_of_arrow_timestamps_equal_those_of_their_python_values(tz)
                           for v in values]
 
 
+@pytest.mark.parametrize("tz", [None, "UTC"], ids=["naive", "utc"])
+@pytest.mark.parametrize("sep", [" ", "T"], ids=["str", "isoformat"])
+def test_timestamp_text_is_pythons_for_every_year_and_microsecond(tz, sep):
+    rng = np.random.default_rng(11)
+    one = dt.timedelta(microseconds=1)
+    first, last = (dt.datetime(1, 1, 1) - dt.datetime(1970, 1, 1)) // one, (dt.datetime.max - dt.datetime(1970, 1, 1)) // one
+    ticks = rng.integers(first, last, 20_000)
+    ticks[::2] -= ticks[::2] % 1_000_000  # whole seconds: Python prints no fraction
+    ticks = np.concatenate([ticks, [first, last, 0, -1, 1, -86_400_000_000, 951_782_400_000_000]])  # 2000-02-29
+    values = pa.array(ticks, pa.timestamp("us", tz=tz)).to_pylist()
+    values[7] = None
+    array = pa.array(values, pa.timestamp("us", tz=tz))
+
+    expected = [None if v is None else (v.isoformat(sep) if sep == "T" else str(v)) for v in values]
+    assert keys._datetime_text(array, sep).to_pylist() == expected
+    assert keys._datetime_text(array.slice(5, 50), sep).to_pylist() == expected[5:55]
+    assert keys._datetime_text_arrow(array, sep).to_pylist() == expected
+
+
+def test_timestamp_text_beyond_year_9999_is_arrows():
+    array = pa.array([253_402_300_800_000_000, 0], pa.timestamp("us"))  # 10000-01-01, then 1970
+
+    assert keys._datetime_text(array).to_pylist() == ["10000-01-01 00:00:00", "1970-01-01 00:00:00"]
+
+
 # --- the C extension -------------------------------------------------------------------------------
 
 # Lengths around the SHA-256 padding edges: 55 bytes still fit the length field in one block,
