@@ -25,7 +25,6 @@ from cleanroom.bucket import Bucket, HashingWriter
 from cleanroom.config import SourceConfig
 from cleanroom.masker import BatchMasker, MaskedBatch, mask_stream
 from cleanroom.memory import use_returning_allocator
-from masking import detectors
 from masking import policy as P
 from masking import schema as S
 from masking import transforms as T
