@@ -1,4 +1,4 @@
-"""Build the C extensions (keyed hashing for masking, Bloom filter kernels for the gate);
+"""Build the C extensions (keyed hashing and fingerprints for masking, Bloom filter kernels for the gate);
 everything else is declared in pyproject.toml."""
 
 from setuptools import Extension, setup
@@ -6,6 +6,7 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension("_masking_sha256", sources=["masking/_sha256.c"], extra_compile_args=["-O3", "-std=c11"]),
+        Extension("_masking_fingerprint", sources=["masking/_fingerprint.c"], extra_compile_args=["-O3", "-std=c11"]),
         Extension("_gate_bloom", sources=["expectations/_bloom.c"], extra_compile_args=["-O3", "-std=c11"]),
     ],
 )
