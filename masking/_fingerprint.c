@@ -29,7 +29,7 @@
         v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32);                                  \
     } while (0)
 
-/* Bytes Python's str.strip() removes from ASCII text (masking.keys._ASCII_STRIP). */
+/* Bytes Python's str.strip() removes from ASCII text: space, \t \n \v \f \r and \x1c to \x1f. */
 static int is_strip_byte(uint8_t c) {
     return c == ' ' || (c >= 0x09 && c <= 0x0d) || (c >= 0x1c && c <= 0x1f);
 }

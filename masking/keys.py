@@ -19,6 +19,10 @@ secret-prefix MACs is length extension, which needs the full 256-bit state; call
 cannot be guessed, and an extension would only yield digests of other, longer inputs; it never
 recovers an original value. Reversing a digest by dictionary needs the prefix, that is the key.
 
+Fingerprints, the private values the validation gate compares originals by, are not such
+digests: they are SipHash-2-4 under a key derived from the masking key (see
+:func:`fingerprints`), computed by the C extension ``_masking_fingerprint``.
+
 Known limitations: digests changed from the earlier keyed BLAKE2b, so fakes and hashes differ
 from snapshots made before that change. Every digest must come from this module: fingerprints
 written during extraction are compared with fingerprints computed during validation.
@@ -37,6 +41,7 @@ import pyarrow.compute as pc
 from masking.native import extension
 
 _sha256 = extension("_masking_sha256", "masking/_sha256.c")
+_fingerprint = extension("_masking_fingerprint", "masking/_fingerprint.c")
 
 DEMO_KEY_TEXT = "cleanroom-DEMO-KEY-not-secret-do-not-use-for-real-data"
 MIN_KEY_BYTES = 16
@@ -44,14 +49,11 @@ MIN_KEY_BYTES = 16
 BULK_MIN_VALUES = 4096
 """From this many Python values on, :meth:`MaskingKey.digests64` canonicalises them in Arrow."""
 
-# Python's str.strip() removes these ASCII characters; the Arrow fingerprint path trims the same.
-_ASCII_STRIP = " \t\n\x0b\x0c\r\x1c\x1d\x1e\x1f"
-
 
 class MaskingKey:
     """A secret masking key; derives one secret hash prefix per consistency domain."""
 
-    __slots__ = ("_secret", "key_id", "is_demo", "_prefixes", "_hashers")
+    __slots__ = ("_secret", "key_id", "is_demo", "_prefixes", "_hashers", "_siphash_key")
 
     def __init__(self, secret: bytes | str, *, is_demo: bool = False) -> None:
         if isinstance(secret, str):
@@ -68,6 +70,7 @@ class MaskingKey:
         self.key_id = ("demo-" if is_demo else "") + hmac.new(secret, b"cleanroom/key-id", "sha256").hexdigest()[:16]
         self._prefixes: dict[str, bytes] = {}
         self._hashers: dict[str, object] = {}
+        self._siphash_key: bytes | None = None
 
     @classmethod
     def demo(cls) -> "MaskingKey":
@@ -94,6 +97,12 @@ class MaskingKey:
             prefix = hmac.new(self._secret, b"cleanroom/prefix/" + domain.encode(), "sha512").digest()
             self._prefixes[domain] = prefix
         return prefix
+
+    def _fingerprint_key(self) -> bytes:
+        """Return the 16-byte SipHash key of fingerprints (see :func:`fingerprints`)."""
+        if self._siphash_key is None:
+            self._siphash_key = hmac.new(self._secret, b"cleanroom/siphash/" + FINGERPRINT_DOMAIN.encode(), "sha512").digest()[:16]
+        return self._siphash_key
 
     def _hasher(self, domain: str):
         """A SHA-256 object that has absorbed the prefix; callers hash a ``.copy()`` of it."""
@@ -240,30 +249,63 @@ def normalise_for_fingerprint(value: object) -> bytes:
 def fingerprints(key: MaskingKey, values: Iterable[object] | pa.Array | pa.ChunkedArray) -> np.ndarray:
     """Return keyed 64-bit fingerprints of original values, for the survivor check.
 
-    Fingerprints share one domain across every column, so an original value that shows up in
-    another column (an email copied into a note) is still recognised. They are never
-    published: they stay in the private work area of a run. ``values`` may be an Arrow array
-    (nulls give 0) or any iterable; both give the same fingerprint for the same value.
+    A fingerprint is SipHash-2-4, under a 16-byte key derived from the masking key, of the
+    value's :func:`normalise_for_fingerprint` bytes. Fingerprints share one key across every
+    column, so an original value that shows up in another column (an email copied into a
+    note) is still recognised. They are never published: they stay in the private work area of
+    a run, so their function differs from the digests fakes are drawn from, for speed.
+    ``values`` may be an Arrow array (nulls give 0) or any iterable; both give the same
+    fingerprint for the same value.
     """
     if not isinstance(values, (pa.Array, pa.ChunkedArray)):
         values = values if isinstance(values, list) else list(values)
         try:
             values = pa.array(values)
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
-            return key.digests64(FINGERPRINT_DOMAIN, (normalise_for_fingerprint(v) for v in values))
-    return key._digests64_binary(FINGERPRINT_DOMAIN, _normalised_binary(values))
+            return _siphash(key, pa.array([normalise_for_fingerprint(v) for v in values], pa.binary()))
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks() if values.num_chunks != 1 else values.chunk(0)
+    if pa.types.is_dictionary(values.type):
+        values = values.dictionary_decode()
+    if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+        return _text_fingerprints(key, values)
+    return _siphash(key, _normalised_binary(values))
 
 
-def _normalised_binary(array: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """Apply :func:`normalise_for_fingerprint` to every element, in Arrow where that is exact.
+def _text_fingerprints(key: MaskingKey, text: pa.Array) -> np.ndarray:
+    """Fingerprints of text: ASCII values normalised and hashed in C, the others through Python."""
+    python = np.zeros(len(text), np.uint8)
+    out = _siphash(key, text, normalise=True, python=python)
+    if python.any():
+        rows = np.flatnonzero(python)
+        others = [normalise_for_fingerprint(v) for v in text.take(pa.array(rows)).to_pylist()]
+        out[rows] = _siphash(key, pa.array(others, pa.binary()))
+    return out
 
-    For ASCII text, ``strip()`` and ``casefold()`` equal an Arrow trim of the same characters
-    and ``ascii_lower``; other text and other types go through Python.
+
+def _siphash(key: MaskingKey, binary: pa.Array, *, normalise: bool = False, python: np.ndarray | None = None) -> np.ndarray:
+    """SipHash-2-4 of every value of a binary or string array under the fingerprint key; 0 for nulls.
+
+    With ``normalise``, ASCII values are trimmed and lower-cased first and values holding
+    non-ASCII bytes are flagged in ``python`` (and get 0) for the caller to normalise.
     """
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks() if array.num_chunks != 1 else array.chunk(0)
-    if pa.types.is_dictionary(array.type):
-        array = array.dictionary_decode()
+    out = np.zeros(len(binary), np.uint64)
+    if not len(binary):
+        return out
+    if python is None:
+        python = np.zeros(len(binary), np.uint8)
+    wide = pa.types.is_large_binary(binary.type) or pa.types.is_large_string(binary.type)
+    validity, offsets, data = binary.buffers()
+    positions = np.frombuffer(offsets, np.int64 if wide else np.int32)[binary.offset : binary.offset + len(binary) + 1]
+    _fingerprint.fingerprints(
+        key._fingerprint_key(), positions, b"" if data is None else data,
+        validity if binary.null_count else None, binary.offset, out, python, wide, normalise,
+    )
+    return out
+
+
+def _normalised_binary(array: pa.Array) -> pa.Array:
+    """Apply :func:`normalise_for_fingerprint` to every non-text element, in Arrow where that is exact."""
     if pa.types.is_binary(array.type) or pa.types.is_large_binary(array.type):
         return array
     if pa.types.is_null(array.type):
@@ -273,15 +315,7 @@ def _normalised_binary(array: pa.Array | pa.ChunkedArray) -> pa.Array:
         return pc.cast(array, pa.string()).cast(pa.binary())
     if _utc_or_naive_microseconds(array.type):
         return _datetime_text(array).cast(pa.binary())
-    if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
-        return pa.array([None if v is None else normalise_for_fingerprint(v) for v in array.to_pylist()], pa.binary())
-    array = array.cast(pa.string())
-    normal = pc.ascii_lower(pc.utf8_trim(array, characters=_ASCII_STRIP))
-    other = pc.invert(pc.fill_null(pc.string_is_ascii(array), True))
-    if pc.any(other).as_py():
-        python = [normalise_for_fingerprint(v).decode("utf-8") for v in array.filter(other).to_pylist()]
-        normal = pc.replace_with_mask(normal, other, pa.array(python, pa.string()))
-    return normal.cast(pa.binary())
+    return pa.array([None if v is None else normalise_for_fingerprint(v) for v in array.to_pylist()], pa.binary())
 
 
 _UTC_NAMES = frozenset({"UTC", "Etc/UTC", "+00:00", "utc", "Z"})
