@@ -1,5 +1,5 @@
-"""Build the C extensions (keyed hashing and fingerprints for masking, Bloom filter kernels for the gate);
-everything else is declared in pyproject.toml."""
+"""Build the C extensions (keyed hashing and fingerprints for masking, Bloom filter kernels for the gate,
+COPY rows read from libpq for extraction); everything else is declared in pyproject.toml."""
 
 from setuptools import Extension, setup
 
@@ -8,5 +8,7 @@ setup(
         Extension("_masking_sha256", sources=["masking/_sha256.c"], extra_compile_args=["-O3", "-std=c11"]),
         Extension("_masking_fingerprint", sources=["masking/_fingerprint.c"], extra_compile_args=["-O3", "-std=c11"]),
         Extension("_gate_bloom", sources=["expectations/_bloom.c"], extra_compile_args=["-O3", "-std=c11"]),
+        Extension("_cleanroom_copy", sources=["plugins/cleanroom/_copyrows.c"],
+                  extra_compile_args=["-O3", "-std=c11"]),
     ],
 )

@@ -10,8 +10,10 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import decimal
+import functools
 import json
 import logging
+import os
 from collections.abc import Callable, Iterator
 
 import pyarrow as pa
@@ -20,6 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from masking import schema as S
 from masking.errors import SourceError
+from masking.native import extension
 
 log = logging.getLogger(__name__)
 
@@ -411,14 +414,19 @@ def _copy_batches(
         cursor.close()
 
 
+_COPY_FAILED = -2
+"""PQgetCopyData's result for an error (the connection's error message says which)."""
+
+
 def _copy_out(connection, statement: str, batch_rows: int) -> Iterator[bytearray]:
     """Yield the CSV of ``COPY ... TO STDOUT`` in chunks of ``batch_rows`` rows.
 
-    Talks to libpq through psycopg's public ``pq`` layer: one ``get_copy_data`` call per row
-    costs a fraction of psycopg's generator-based ``Copy.read()``, which dominated extraction.
-    It waits for the socket with ``select`` (the GIL is released, so other extraction threads
-    run). Closing the generator early cancels the COPY and drains it, leaving the connection
-    idle in its transaction; a server error is raised as psycopg's own exception class.
+    Talks to libpq through psycopg's public ``pq`` layer; the rows libpq has buffered are moved
+    into the chunk by :func:`_row_reader`, in C without the GIL when psycopg's libpq is known
+    (one ``get_copy_data`` call per row from Python otherwise). It waits for the socket with
+    ``select`` (the GIL is released, so other extraction threads run). Closing the generator
+    early cancels the COPY and drains it, leaving the connection idle in its transaction; a
+    server error is raised as psycopg's own exception class.
     """
     import select
 
@@ -426,6 +434,7 @@ def _copy_out(connection, statement: str, batch_rows: int) -> Iterator[bytearray
 
     pgconn = connection.pgconn
     encoding = connection.info.encoding
+    read_rows = _row_reader(pgconn)
     pgconn.send_query(statement.encode(encoding))
     first = pgconn.get_result()
     if first is None or first.status != pq.ExecStatus.COPY_OUT:
@@ -435,17 +444,17 @@ def _copy_out(connection, statement: str, batch_rows: int) -> Iterator[bytearray
     try:
         chunk, rows = bytearray(), 0
         while True:
-            size, data = pgconn.get_copy_data(1)
-            if size > 0:
-                chunk += data
-                rows += 1
-                if rows == batch_rows:
-                    yield chunk
-                    chunk, rows = bytearray(), 0
-            elif size == 0:
+            added, status = read_rows(chunk, batch_rows - rows)
+            rows += added
+            if rows == batch_rows:
+                yield chunk
+                chunk, rows = bytearray(), 0
+            if status == 0:
                 select.select([pgconn.socket], [], [])
                 pgconn.consume_input()
-            else:
+            elif status == _COPY_FAILED:  # as psycopg's get_copy_data raises it
+                raise errors.OperationalError(f"receiving copy data failed: {pgconn.get_error_message()}")
+            elif status < 0:
                 break
         done = True
         final = pgconn.get_result()
@@ -461,6 +470,77 @@ def _copy_out(connection, statement: str, batch_rows: int) -> Iterator[bytearray
                 while pgconn.get_copy_data(0)[0] > 0:
                     pass
                 _drain_results(pgconn)
+
+
+def _row_reader(pgconn) -> Callable[[bytearray, int], tuple[int, int]]:
+    """Return ``read(into, max_rows) -> (rows added, status)`` for the COPY running on ``pgconn``.
+
+    ``status`` is 1 when ``max_rows`` rows were added, else libpq's last ``PQgetCopyData``
+    result: 0 (no whole row buffered), -1 (the COPY ended) or -2 (an error). The C reader
+    ``_cleanroom_copy.read_rows`` (plugins/cleanroom/_copyrows.c) runs when psycopg's libpq is
+    known (:func:`_libpq_copy_functions`), else :func:`_read_rows_python`; both append the same bytes.
+    """
+    functions = _libpq_copy_functions()
+    if functions is None:
+        return functools.partial(_read_rows_python, pgconn)
+    native = extension("_cleanroom_copy", "plugins/cleanroom/_copyrows.c")
+    return functools.partial(native.read_rows, pgconn.pgconn_ptr, *functions)
+
+
+def _read_rows_python(pgconn, into: bytearray, max_rows: int) -> tuple[int, int]:
+    """Append up to ``max_rows`` buffered COPY rows to ``into``, one ``get_copy_data`` call per row."""
+    rows = 0
+    while rows < max_rows:
+        size, data = pgconn.get_copy_data(1)  # raises psycopg's OperationalError for -2
+        if size <= 0:
+            return rows, size
+        into += data
+        rows += 1
+    return rows, 1
+
+
+@functools.cache
+def _libpq_copy_functions() -> tuple[int, int] | None:
+    """Return the addresses of ``PQgetCopyData`` and ``PQfreemem`` in psycopg's libpq, or None.
+
+    The C reader calls them on psycopg's ``PGconn``, so they must come from the very libpq
+    instance that made it: a PGconn handed to another copy (the system's libpq, another
+    version) is undefined behaviour, not an error. psycopg's "python" implementation calls
+    libpq through ctypes, and its own function objects are used. The "binary" one links the
+    libpq bundled in ``psycopg_binary.libs``: that file is found among this process's mappings
+    (Linux's /proc/self/maps), beside psycopg's mapped module, and opened with RTLD_NOLOAD,
+    which returns the instance already loaded and never loads a second one. Anything else (the
+    "c" implementation, another platform, no /proc, not exactly one match) returns None, logged
+    once, and rows are read in Python.
+    """
+    import ctypes
+
+    from psycopg import pq
+
+    lib = None
+    if pq.__impl__ == "python":
+        from psycopg.pq import _pq_ctypes as lib
+    elif pq.__impl__ == "binary" and hasattr(os, "RTLD_NOLOAD"):
+        import psycopg_binary.pq
+
+        module = os.path.realpath(psycopg_binary.pq.__file__)
+        bundled = os.path.join(os.path.dirname(os.path.dirname(module)), "psycopg_binary.libs")
+        try:
+            with open("/proc/self/maps", encoding="utf-8", errors="surrogateescape") as maps:
+                mapped = {line.split(maxsplit=5)[-1].rstrip("\n") for line in maps}  # a path is the 6th field
+        except OSError:
+            mapped = set()
+        beside = [os.path.basename(path) for path in mapped if os.path.dirname(path) == bundled]
+        found = [name for name in beside if name.startswith("libpq")]
+        if module in mapped and len(found) == 1:
+            with contextlib.suppress(OSError):
+                lib = ctypes.CDLL(os.path.join(bundled, found[0]), mode=os.RTLD_NOLOAD)
+    if lib is None:
+        log.debug("COPY rows are read in Python: the libpq of psycopg's %r implementation is not identified",
+                  pq.__impl__)
+        return None
+    functions = (lib.PQgetCopyData, lib.PQfreemem)
+    return tuple(ctypes.cast(function, ctypes.c_void_p).value for function in functions)
 
 
 # --- MySQL/MariaDB bulk path: one CSV line per row, rendered by the server --------------------
