@@ -374,21 +374,27 @@ def _name_kana(d: np.ndarray, locale: str, unique: bool) -> list[str]:
     return [f"{family} {given}" for given, family in zip(givens, families)]
 
 
-def _handles(d: np.ndarray, locale: str, unique: bool) -> tuple[list[str], np.ndarray]:
-    """Return the local part shared by email and user_name, and the style bits of each row."""
+def _handle_parts(d: np.ndarray, locale: str, unique: bool) -> tuple[list[tuple[Any, Any]], np.ndarray]:
+    """Return the ``(pool, index)`` parts of email and user_name local parts, and each row's style bits."""
     people, first, last = _person(d, locale)
     style = _mix(d, "person.handle")
-    givens = _handle_givens(locale)  # full given names, then their initials
     initial = ((style & np.uint64(3)) == 0).astype(np.intp)
-    givens = givens[first + initial * len(people.first)].tolist()
-    separators = _HANDLE_SEPARATORS[((style >> np.uint64(2)) & np.uint64(3)).astype(np.intp)].tolist()
-    families = people.last_ascii[last].tolist()
-    if unique:
-        return [f"{g}{s}{f}" for g, s, f in zip(givens, separators, families)], style
-    numbered = ((style >> np.uint64(4)) & np.uint64(1)).astype(np.intp)
-    numbers = ((style >> np.uint64(8)) % np.uint64(99) + np.uint64(1)).astype(np.intp) * numbered
-    suffixes = _handle_numbers()[numbers].tolist()
-    return [f"{g}{s}{f}{n}" for g, s, f, n in zip(givens, separators, families, suffixes)], style
+    parts = [
+        (_handle_givens(locale), first + initial * len(people.first)),  # full given names, then initials
+        (_HANDLE_SEPARATORS, ((style >> np.uint64(2)) & np.uint64(3)).astype(np.intp)),
+        (people.last_ascii, last),
+    ]
+    if not unique:  # unique handles carry a code instead of a number
+        numbered = ((style >> np.uint64(4)) & np.uint64(1)).astype(np.intp)
+        numbers = ((style >> np.uint64(8)) % np.uint64(99) + np.uint64(1)).astype(np.intp) * numbered
+        parts.append((_handle_numbers(), numbers))
+    return parts, style
+
+
+def _handles(d: np.ndarray, locale: str, unique: bool) -> tuple[list[str], np.ndarray]:
+    """Return the local part shared by email and user_name, and the style bits of each row."""
+    parts, style = _handle_parts(d, locale, unique)
+    return _joined(len(d), *parts), style
 
 
 _HANDLE_SEPARATORS = np.array([".", ".", "_", ""], dtype=object)
@@ -405,10 +411,20 @@ def _handle_numbers() -> np.ndarray:
     return _objects([""] + [str(n) for n in range(1, 100)])
 
 
+@functools.cache
+def _mailbox_domains() -> np.ndarray:
+    return _objects([f"@{domain}" for domain in RESERVED_DOMAINS])
+
+
+def _mailbox_domain(style: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return the ``(pool, index)`` part of each row's ``@domain``, chosen by its handle style bits."""
+    return _mailbox_domains(), ((style >> np.uint64(16)) % np.uint64(len(RESERVED_DOMAINS))).astype(np.intp)
+
+
 def _email(d: np.ndarray, locale: str, unique: bool) -> _Split:
     stems, style = _handles(d, locale, unique)
-    domains = _objects([f"@{domain}" for domain in RESERVED_DOMAINS])
-    domains = domains[((style >> np.uint64(16)) % np.uint64(len(RESERVED_DOMAINS))).astype(np.intp)]
+    domains, index = _mailbox_domain(style)
+    domains = domains[index]
     if unique:
         tails = [f".{code}{domain}" for code, domain in zip(_codes(d), domains)]
     else:
@@ -476,23 +492,41 @@ def _postal_code(d: np.ndarray, locale: str, unique: bool) -> list[str]:
     return _render(len(d), ("###-####", z % np.uint64(10**7))).tolist()
 
 
+@functools.cache
+def _decimals(limit: int) -> np.ndarray:
+    """Return the decimal text of 0 .. limit-1, a pool indexed by the number itself."""
+    return _objects([str(n) for n in range(limit)])
+
+
+@functools.cache
+def _us_units() -> np.ndarray:
+    """Return "" then every " Apt. n" and every " Suite n" for unit numbers n from 100 to 999."""
+    return _objects([""] + [f" {word} {n}" for word in ("Apt.", "Suite") for n in range(100, 1000)])
+
+
+def _us_street_parts(d: np.ndarray) -> list[Any]:
+    """Return the parts of en_US street addresses: ``(pool, index)`` pairs for number, street and unit."""
+    z = _mix(d, "address.street")
+    extra = _mix(d, "address.unit")
+    streets = _faker_pool("en_US", "street_name")
+    numbers = (z % np.uint64(9999) + np.uint64(1)).astype(np.intp)
+    has_unit = ((extra & np.uint64(3)) == 0).astype(np.intp)
+    suite = ((extra >> np.uint64(2)) & np.uint64(1)).astype(np.intp)
+    unit = ((extra >> np.uint64(8)) % np.uint64(900)).astype(np.intp)  # unit number - 100
+    units = has_unit * (1 + suite * 900 + unit)  # entry 0 of _us_units is "": no unit
+    names = _pick(d, "address.street_name", len(streets))
+    return [(_decimals(10_000), numbers), " ", (streets, names), (_us_units(), units)]
+
+
 def _street_address(d: np.ndarray, locale: str, unique: bool) -> list[str]:
+    if locale == "en_US":
+        return _joined(len(d), *_us_street_parts(d))
+
     z = _mix(d, "address.street")
     extra = _mix(d, "address.unit")
     has_unit = (extra & np.uint64(3)) == 0
     units = np.full(len(d), "", dtype=object)
     unit_numbers = (extra[has_unit] >> np.uint64(8)) % np.uint64(900) + np.uint64(100)
-
-    if locale == "en_US":
-        streets = _faker_pool(locale, "street_name")
-        names = streets[_pick(d, "address.street_name", len(streets))]
-        numbers = (z % np.uint64(9999) + np.uint64(1)).tolist()
-        suite = ((extra[has_unit] >> np.uint64(2)) & np.uint64(1)) == 1
-        units[has_unit] = [
-            f" {'Suite' if s else 'Apt.'} {n}" for s, n in zip(suite.tolist(), unit_numbers.tolist())
-        ]
-        return [f"{number} {name}{unit}" for number, name, unit in zip(numbers, names, units)]
-
     towns = _provider_pool(locale, "address", "towns")
     buildings = _provider_pool(locale, "address", "building_names")
     town = towns[_pick(d, "address.town", len(towns))]
@@ -682,8 +716,8 @@ def fake_array(
 ):
     """:func:`fake_values` as an Arrow string array, equal value for value.
 
-    Kinds in ``_ARROW_BUILDERS`` are assembled from their pools with Arrow kernels, with no
-    Python string per value; a value longer than ``max_length`` is made again by
+    Kinds in ``_ARROW_BUILDERS`` are assembled from their pools by :func:`_assembled` in C, with
+    no Python string per value; a value longer than ``max_length`` is made again by
     :func:`fake_values` (a pure function of its digest). Other kinds go through
     :func:`fake_values`.
     """
@@ -708,20 +742,52 @@ def fake_array(
 _ARROW_POOLS: dict[int, tuple[np.ndarray, Any]] = {}
 
 
-def _taken(pool: np.ndarray, index: np.ndarray):
-    """``pool[index]`` as an Arrow string array (each pool converted once; pools are cached arrays)."""
+def _arrow_pool(pool: np.ndarray):
+    """``pool`` as an Arrow string array, converted once (pools are cached arrays)."""
     import pyarrow as pa
 
     entry = _ARROW_POOLS.get(id(pool))
     if entry is None or entry[0] is not pool:
         entry = _ARROW_POOLS[id(pool)] = (pool, pa.array(pool.tolist(), pa.string()))
-    return entry[1].take(pa.array(index.astype(np.int64, copy=False)))
+    return entry[1]
 
 
-def _decimal_text(values: np.ndarray):
+def _string_buffers(array) -> tuple[np.ndarray, Any]:
+    """Return the int32 offsets (from the array's offset on) and the data buffer of an Arrow string array."""
+    if array.null_count:
+        raise ValueError("parts of assembled fakes hold no nulls")
+    _, offsets, data = array.buffers()
+    offsets = np.frombuffer(offsets, np.int32)[array.offset : array.offset + len(array) + 1]
+    return offsets, b"" if data is None else data
+
+
+def _assembled(rows: int, *parts):
+    """Concatenate ``parts`` per row into an Arrow string array, in one C pass with no string per value.
+
+    A part is literal text, a ``(pool, index)`` pair (a cached pool array and a pool index per row) or an
+    Arrow string array of ``rows`` values (row i takes value i).
+    """
     import pyarrow as pa
+    from _masking_assemble import assemble
 
-    return pa.array(values.astype(np.int64, copy=False)).cast(pa.string())
+    specs: list[Any] = []
+    for part in parts:
+        if isinstance(part, str):
+            specs.append(part.encode())
+        elif isinstance(part, tuple):
+            pool, index = part
+            specs.append((*_string_buffers(_arrow_pool(pool)), np.ascontiguousarray(index, np.int64)))
+        else:
+            specs.append((*_string_buffers(part), None))
+    offsets = np.empty(rows + 1, np.int32)
+    data = assemble(rows, specs, offsets)
+    return pa.Array.from_buffers(pa.string(), rows, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+
+
+def _joined(rows: int, *parts: str | tuple[np.ndarray, np.ndarray]) -> list[str]:
+    """:func:`_assembled` as Python strings, for literal and ``(pool, index)`` parts."""
+    columns = [[part] * rows if isinstance(part, str) else part[0][part[1]].tolist() for part in parts]
+    return ["".join(row) for row in zip(*columns)]
 
 
 def _code_array(digests: np.ndarray):
@@ -740,47 +806,45 @@ def _code_array(digests: np.ndarray):
 
 def _arrow_email(d: np.ndarray, unique: bool):
     """:func:`_email` for en_US, in Arrow."""
-    import pyarrow.compute as pc
-
-    locale = "en_US"
-    people, first, last = _person(d, locale)
-    style = _mix(d, "person.handle")
-    initial = ((style & np.uint64(3)) == 0).astype(np.intp)
-    parts = [
-        _taken(_handle_givens(locale), first + initial * len(people.first)),
-        _taken(_HANDLE_SEPARATORS, ((style >> np.uint64(2)) & np.uint64(3)).astype(np.intp)),
-        _taken(people.last_ascii, last),
-    ]
-    if not unique:
-        numbered = ((style >> np.uint64(4)) & np.uint64(1)).astype(np.intp)
-        parts.append(_taken(_handle_numbers(), ((style >> np.uint64(8)) % np.uint64(99) + np.uint64(1)).astype(np.intp) * numbered))
-    domains = _objects([f"@{domain}" for domain in RESERVED_DOMAINS])
-    if unique:
-        parts += [".", _code_array(d)]
-    parts.append(_taken(domains, ((style >> np.uint64(16)) % np.uint64(len(RESERVED_DOMAINS))).astype(np.intp)))
-    return pc.binary_join_element_wise(*parts, "")
+    parts, style = _handle_parts(d, "en_US", unique)
+    code = [".", _code_array(d)] if unique else []
+    return _assembled(len(d), *parts, *code, _mailbox_domain(style))
 
 
 def _arrow_street_address(d: np.ndarray, unique: bool):
     """:func:`_street_address` for en_US, in Arrow."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    locale = "en_US"
-    z = _mix(d, "address.street")
-    extra = _mix(d, "address.unit")
-    has_unit = (extra & np.uint64(3)) == 0
-    streets = _faker_pool(locale, "street_name")
-    names = _taken(streets, _pick(d, "address.street_name", len(streets)))
-    numbers = _decimal_text(z % np.uint64(9999) + np.uint64(1))
-    suite = ((extra >> np.uint64(2)) & np.uint64(1)) == 1
-    unit_numbers = _decimal_text((extra >> np.uint64(8)) % np.uint64(900) + np.uint64(100))
-    words = pc.if_else(pa.array(suite), " Suite ", " Apt. ")
-    units = pc.if_else(pa.array(has_unit), pc.binary_join_element_wise(words, unit_numbers, ""), "")
-    return pc.binary_join_element_wise(numbers, " ", names, units, "")
+    return _assembled(len(d), *_us_street_parts(d))
 
 
-_ARROW_BUILDERS = {("email", "en_US"): _arrow_email, ("street_address", "en_US"): _arrow_street_address}
+def _arrow_person(d: np.ndarray, unique: bool, *, locale: str, fields: tuple[str, ...]):
+    """Name kinds in Arrow: the person's name ``fields`` (``_People`` attributes), separated by spaces."""
+    people, first, last = _person(d, locale)
+    parts: list[Any] = []
+    for field in fields:
+        parts += [" ", (getattr(people, field), first if field.startswith("first") else last)]
+    return _assembled(len(d), *parts[1:])
+
+
+_PERSON_FIELDS = {  # as _name and the other name kinds spell them; ja_JP names put the family first
+    ("name", "en_US"): ("first", "last"),
+    ("name", "ja_JP"): ("last", "first"),
+    ("first_name", "en_US"): ("first",),
+    ("first_name", "ja_JP"): ("first",),
+    ("last_name", "en_US"): ("last",),
+    ("last_name", "ja_JP"): ("last",),
+    ("name_kana", "ja_JP"): ("last_kana", "first_kana"),
+    ("first_name_kana", "ja_JP"): ("first_kana",),
+    ("last_name_kana", "ja_JP"): ("last_kana",),
+}
+
+_ARROW_BUILDERS = {
+    ("email", "en_US"): _arrow_email,
+    ("street_address", "en_US"): _arrow_street_address,
+    **{
+        pair: functools.partial(_arrow_person, locale=pair[1], fields=fields)
+        for pair, fields in _PERSON_FIELDS.items()
+    },
+}
 
 
 def _cut(value: str, max_length: int) -> str:

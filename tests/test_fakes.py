@@ -428,3 +428,43 @@ def test_weighted_index_equals_searchsorted_on_cell_edges_and_random_units():
     units = units[units < 1.0]
     assert units.size > 200_000 and _GRID_BITS >= 12
     np.testing.assert_array_equal(_weighted_index(cumulative, units), np.searchsorted(cumulative, units, side="right"))
+
+
+def test_name_kinds_email_and_street_address_are_assembled_in_c():
+    """The equality test above covers the C path only for pairs that have an Arrow builder."""
+    from masking.fakes import _ARROW_BUILDERS
+
+    names = {"name", "first_name", "last_name"}
+    expected = {(kind, locale) for kind in names for locale in LOCALES}
+    expected |= {(f"{kind}_kana", "ja_JP") for kind in names}
+    expected |= {("email", "en_US"), ("street_address", "en_US")}
+    assert expected <= set(_ARROW_BUILDERS)
+
+
+def test_assembled_joins_literals_pool_entries_and_sliced_arrays_per_row():
+    import pyarrow as pa
+
+    from masking.fakes import _assembled
+
+    pool = np.array(["a", "bé", ""], dtype=object)
+    per_row = pa.array(["x", "yy", "zzz", "w"])[1:]  # an offset into the buffers
+    out = _assembled(3, "<", (pool, np.array([1, 2, 0])), "|", per_row, ">")
+    assert out.to_pylist() == ["<bé|yy>", "<|zzz>", "<a|w>"]
+    assert _assembled(0, "x", (pool, np.zeros(0, np.intp))).to_pylist() == []
+
+
+def test_assemble_refuses_indexes_outside_the_pool_and_text_beyond_int32_offsets():
+    import pyarrow as pa
+    from _masking_assemble import assemble
+
+    _, offsets, data = pa.array(["a", "bc"]).buffers()
+    for index in ([0, 2], [-1, 0]):
+        with pytest.raises(ValueError, match="outside its pool"):
+            assemble(2, [(offsets, data, np.array(index, np.int64))], np.empty(3, np.int32))
+    with pytest.raises(ValueError, match="one int64 per row"):
+        assemble(2, [(offsets, data, np.zeros(3, np.int64))], np.empty(3, np.int32))
+    with pytest.raises(ValueError, match="must not decrease"):
+        assemble(1, [(np.array([0, 9], np.int32), data, None)], np.empty(2, np.int32))
+    mebibyte = np.array([0, 1 << 20], np.int32), b"x" * (1 << 20)
+    with pytest.raises(ValueError, match="int32 offsets"):  # refused before anything is allocated
+        assemble(2100, [(*mebibyte, np.zeros(2100, np.int64))], np.empty(2101, np.int32))
