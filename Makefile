@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 
 .PHONY: demo test bench lint clean
 
-$(STAMP): pyproject.toml setup.py masking/_sha256.c masking/_fingerprint.c masking/_assemble.c \
+$(STAMP): pyproject.toml setup.py masking/_sha256.c masking/_fingerprint.c masking/_assemble.c masking/_textscan.c \
 		expectations/_bloom.c plugins/cleanroom/_copyrows.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip

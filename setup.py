@@ -1,16 +1,23 @@
-"""Build the C extensions (keyed hashing, fingerprints and fake assembly for masking, Bloom filter kernels
-for the gate, COPY rows read from libpq for extraction); everything else is declared in pyproject.toml."""
+"""Build the C extensions; everything else is declared in pyproject.toml.
+
+masking: keyed hashing, fingerprints, fake assembly and the text scan the detectors narrow
+their patterns with; expectations: the gate's Bloom filter kernels; cleanroom: COPY rows read
+from libpq during extraction.
+"""
 
 from setuptools import Extension, setup
 
+SOURCES = {
+    "_masking_sha256": "masking/_sha256.c",
+    "_masking_fingerprint": "masking/_fingerprint.c",
+    "_masking_assemble": "masking/_assemble.c",
+    "_masking_textscan": "masking/_textscan.c",
+    "_gate_bloom": "expectations/_bloom.c",
+    "_cleanroom_copy": "plugins/cleanroom/_copyrows.c",
+}
+
 setup(
     ext_modules=[
-        Extension("_masking_sha256", sources=["masking/_sha256.c"], extra_compile_args=["-O3", "-std=c11"]),
-        Extension("_masking_fingerprint", sources=["masking/_fingerprint.c"], extra_compile_args=["-O3", "-std=c11"]),
-        Extension("_masking_assemble", sources=["masking/_assemble.c"],
-                  extra_compile_args=["-O3", "-std=c11"]),
-        Extension("_gate_bloom", sources=["expectations/_bloom.c"], extra_compile_args=["-O3", "-std=c11"]),
-        Extension("_cleanroom_copy", sources=["plugins/cleanroom/_copyrows.c"],
-                  extra_compile_args=["-O3", "-std=c11"]),
+        Extension(name, sources=[source], extra_compile_args=["-O3", "-std=c11"]) for name, source in SOURCES.items()
     ],
 )

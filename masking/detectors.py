@@ -44,6 +44,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from masking.errors import TransformError
+from masking.native import extension
+
+_textscan = extension("_masking_textscan", "masking/_textscan.c")
 
 __all__ = [
     "DETECTORS",
@@ -389,6 +392,70 @@ DETECTORS: dict[str, Detector] = {
 }
 _RANK = {name: rank for rank, name in enumerate(DETECTORS)}
 
+# --- what a pattern cannot match without ---------------------------------------------------------
+#
+# Each kind's pattern is one Arrow pass over the candidate rows, about 150 ns a row whatever the
+# pattern. masking/_textscan.c records in one pass which characters each row holds, and a kind's
+# pass reads only the rows holding what every string its pattern matches holds: an email needs
+# '@', a card 13 digits, a Japanese postal code the 〒 sign or a kanji word. The flags are the
+# same as a pass over every row; tests/test_detectors.py checks each entry against strings the
+# pattern matches. Where a letter comes from a case-insensitive pattern, a non-ASCII byte also
+# qualifies: RE2 folds some letters with non-ASCII ones (k with the Kelvin sign).
+
+_DIGIT_COUNT = 0xFF
+_AT, _COLON, _EQUALS, _NON_ASCII, _JWT_HEAD, _PEM_HEAD, _BEARER, _UPPER, _UNDERSCORE, _DASH = (1 << b for b in range(8, 18))
+
+
+def _with_digits(count: int) -> Callable[[np.ndarray], np.ndarray]:
+    return lambda features: (features & _DIGIT_COUNT) >= count
+
+
+def _with_any(bits: int) -> Callable[[np.ndarray], np.ndarray]:
+    return lambda features: (features & bits) != 0
+
+
+_NEEDS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "private_key": _with_any(_PEM_HEAD),
+    "jwt": _with_any(_JWT_HEAD),
+    "aws_access_key": _with_any(_UPPER),
+    "aws_secret_key": _with_any(_COLON | _EQUALS),
+    "password_in_url": lambda f: ((f & _COLON) != 0) & ((f & _AT) != 0),
+    "card": _with_digits(13),
+    "iban": lambda f: ((f & _DIGIT_COUNT) >= 2) & ((f & _UPPER) != 0),
+    "email": _with_any(_AT),
+    "ipv6": _with_any(_COLON),
+    "ipv4": _with_digits(4),
+    "phone_jp": lambda f: ((f & _DIGIT_COUNT) >= 6) | ((f & _NON_ASCII) != 0),  # full-width digits are non-ASCII
+    "phone": _with_digits(7),
+    "postal_code_jp": _with_any(_NON_ASCII),
+    "bearer_token": _with_any(_BEARER | _NON_ASCII),
+    "generic_api_key": _with_any(_COLON | _EQUALS | _UNDERSCORE | _DASH | _UPPER),
+}
+
+
+def _text_features(values: pa.Array) -> np.ndarray:
+    """One uint32 of character features per value of a string array without nulls (see _textscan.c)."""
+    out = np.zeros(len(values), np.uint32)
+    if len(values):
+        wide = pa.types.is_large_string(values.type)
+        _, offsets, data = values.buffers()[:3]
+        positions = np.frombuffer(offsets, np.int64 if wide else np.int32)[values.offset : values.offset + len(values) + 1]
+        _textscan.text_features(positions, b"" if data is None else data, out, wide)
+    return out
+
+
+def _kind_flags(values: pa.Array, kind: str, features: np.ndarray) -> np.ndarray:
+    """Where ``kind``'s pattern matches in ``values``, reading only rows that can hold a match."""
+    need = _NEEDS.get(kind)
+    possible = need(features) if need is not None else np.ones(len(values), dtype=bool)
+    if possible.all():
+        return _flags(pc.match_substring_regex(values, DETECTORS[kind].pattern))
+    flags = np.zeros(len(values), dtype=bool)
+    rows = np.flatnonzero(possible)
+    if rows.size:
+        flags[rows] = _flags(pc.match_substring_regex(values.take(pa.array(rows)), DETECTORS[kind].pattern))
+    return flags
+
 
 def _kinds(kinds: Iterable[str] | None) -> tuple[str, ...]:
     if kinds is None:
@@ -521,7 +588,8 @@ def _prefiltered(chunk: pa.Array, kinds: tuple[str, ...]) -> tuple[np.ndarray, p
     if rows.size == 0:
         return None
     subset = chunk.take(pa.array(rows))
-    per_kind = {k: _flags(pc.match_substring_regex(subset, DETECTORS[k].pattern)) for k in kinds}
+    features = _text_features(subset)
+    per_kind = {k: _kind_flags(subset, k, features) for k in kinds}
     return rows, subset, per_kind
 
 
@@ -891,6 +959,36 @@ class _Split:
     post: pa.Array
 
 
+def _split_parts(values: pa.Array, kind: str) -> tuple[np.ndarray, pa.Array, pa.Array, pa.Array]:
+    """Whether :func:`_split_pattern` cuts each value, and the text before, of and after its match.
+
+    A value that is one whole match (an email column, an address) is its own match with
+    nothing around it, which the split pattern also gives (it prefers an empty prefix, then
+    the longest match, then an empty suffix): such values skip the costlier extraction.
+    Kinds whose matches carry context (a phone word) always go through it.
+    """
+    if "value" in _CORES[kind]:
+        parts = pc.extract_regex(values, _split_pattern(kind))
+        pre, value, post = (parts.field(f"split_{name}") for name in ("pre", "match", "post"))
+        # The match had context ("call 5551234567"): Python cuts it.
+        valid = _flags(parts.is_valid()) & (_ints(pc.utf8_length(parts.field("value").fill_null(""))) == 0)
+        return valid, pre, value, post
+    whole = _flags(pc.match_substring_regex(values, f"^(?:{_CORES[kind]})$"))
+    empty = pa.repeat(pa.scalar("", values.type), len(values))
+    if whole.all():
+        return whole, empty, values, empty
+    rest = np.flatnonzero(~whole)
+    parts = pc.extract_regex(values.take(pa.array(rest)), _split_pattern(kind))
+    cut = pa.array(~whole)
+    pre, value, post = (
+        pc.replace_with_mask(base, cut, parts.field(f"split_{name}").cast(values.type))
+        for base, name in ((empty, "pre"), (values, "match"), (empty, "post"))
+    )
+    valid = whole.copy()
+    valid[rest] = _flags(parts.is_valid())
+    return valid, pre, value, post
+
+
 def _split_single_matches(subset: pa.Array, per_kind: dict[str, np.ndarray], kinds: tuple[str, ...]) -> list[_Split]:
     """Cut out the match of every candidate row that holds exactly one, of a kind in _SPLIT_KINDS."""
     hits = np.stack([per_kind[k] for k in kinds]) if kinds else np.zeros((0, len(subset)), bool)
@@ -902,11 +1000,7 @@ def _split_single_matches(subset: pa.Array, per_kind: dict[str, np.ndarray], kin
         positions = np.flatnonzero(single & per_kind[kind])
         if positions.size == 0:
             continue
-        parts = pc.extract_regex(subset.take(pa.array(positions)), _split_pattern(kind))
-        valid = _flags(parts.is_valid())
-        pre, value, post = (parts.field(f"split_{name}") for name in ("pre", "match", "post"))
-        if "value" in _CORES[kind]:  # the match had context ("call 5551234567"): Python cuts it
-            valid &= _ints(pc.utf8_length(parts.field("value").fill_null(""))) == 0
+        valid, pre, value, post = _split_parts(subset.take(pa.array(positions)), kind)
         confirm = _SPLIT_KINDS[kind]
         if confirm is not None:
             valid &= confirm(value.fill_null(""))

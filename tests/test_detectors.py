@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from masking.detectors import (
@@ -623,3 +623,79 @@ def test_corpus_log_lines_scrub_the_same_with_and_without_the_arrow_split(corpus
 
     assert in_arrow == in_python
     assert in_python[1] > 0
+
+
+# --- kind passes narrowed by the characters a row holds -------------------------------------------
+
+from masking import detectors as D  # noqa: E402  (module internals under test below)
+
+
+def test_every_detector_kind_declares_what_its_pattern_needs():
+    assert set(D._NEEDS) == set(D.DETECTORS)
+
+
+@pytest.mark.parametrize("kind", list(D.DETECTORS))
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_every_string_a_kind_matches_holds_what_the_kind_needs(kind, data):
+    pattern = D.DETECTORS[kind].pattern
+    # Whitespace as RE2's \s knows it; any other character, non-ASCII included.
+    alphabet = st.characters(exclude_categories=("Zs", "Zl", "Zp", "Cc", "Cs"), include_characters="\t\n\f\r ")
+    text = data.draw(st.from_regex(re.compile(pattern), fullmatch=False, alphabet=alphabet))
+    values = pa.array([text])
+    # Python's regex generated it; count it only where RE2, the engine the passes use, agrees.
+    assume(pc.match_substring_regex(values, pattern)[0].as_py())
+
+    assert D._NEEDS[kind](D._text_features(values))[0]
+
+
+def _texts_with_every_kind() -> pa.Array:
+    samples = [
+        "mail bob.smith@example.org today", "call 415-555-0100 or +44 20 7946 0958", "card 4111 1111 1111 1111",
+        "IBAN GB82WEST12345698765432", "host 10.0.0.1 and 2001:db8::1", "token=ghp_" + "a1" * 20,
+        "Authorization: Bearer abc123def456ghi789jkl", "aws_secret_access_key = " + "Ab1/" * 10,
+        "AKIAIOSFODNN7EXAMPLE", "-----BEGIN RSA PRIVATE KEY-----\nMIIB\n-----END RSA PRIVATE KEY-----",
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.abc", "〒100-0001 東京都", "電話 03-1234-5678",
+        "postgres://user:s3cret@db.internal/app", "plain words only", "", "ＫEY ＝ ｘ", "digits 1234567",
+    ]
+    return pa.array(samples * 3, pa.string())
+
+
+@pytest.mark.parametrize("kind", list(D.DETECTORS))
+def test_narrowed_kind_pass_flags_exactly_the_rows_a_full_pass_flags(kind):
+    values = _texts_with_every_kind()
+
+    narrowed = D._kind_flags(values, kind, D._text_features(values))
+
+    assert narrowed.tolist() == D._flags(pc.match_substring_regex(values, D.DETECTORS[kind].pattern)).tolist()
+
+
+@pytest.mark.corpus
+def test_narrowed_kind_passes_agree_with_full_passes_on_the_corpus_logs(corpus):
+    lines = [line for name in ("logs/fail2ban/sshd", "logs/fail2ban/postfix", "logs/fail2ban/nginx-http-auth",
+                               "config/redis/redis.conf", "cloud/aws/ec2.DescribeInstances_1.json")
+             for line in (corpus / name).read_text(encoding="utf-8").splitlines()]
+    values = pa.array(lines, pa.large_string()).slice(1)
+    features = D._text_features(values)
+
+    for kind, detector in D.DETECTORS.items():
+        full = D._flags(pc.match_substring_regex(values, detector.pattern))
+        assert D._kind_flags(values, kind, features).tolist() == full.tolist(), kind
+
+
+@pytest.mark.parametrize("kind", ["email", "ipv4"])
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_a_value_that_is_one_whole_match_splits_as_the_split_pattern_cuts_it(kind, data):
+    whole = data.draw(st.from_regex(re.compile(D._CORES[kind]), fullmatch=True))
+    around = data.draw(st.sampled_from(["", " ", "x ", "mail: "]))
+    values = pa.array([whole, around + whole, whole + around.strip()], pa.string())
+
+    valid, pre, value, post = D._split_parts(values, kind)
+
+    parts = pc.extract_regex(values, D._split_pattern(kind))
+    expected_valid = D._flags(parts.is_valid())
+    assert valid.tolist() == expected_valid.tolist()
+    for got, name in ((pre, "pre"), (value, "match"), (post, "post")):
+        want = parts.field(f"split_{name}").to_pylist()
+        assert [g for g, ok in zip(got.to_pylist(), expected_valid) if ok] == [w for w, ok in zip(want, expected_valid) if ok]
