@@ -43,6 +43,7 @@ from expectations import spill
 from masking import detectors
 from masking.errors import CleanroomError
 from masking.keys import MaskingKey, fingerprints
+from masking.transforms import mostly_distinct
 
 if TYPE_CHECKING:
     from great_expectations.core import ExpectationSuite
@@ -650,10 +651,6 @@ def _chunks(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.Table]:
         yield pa.Table.from_batches(pending)
 
 
-DISTINCT_SAMPLE = 4096
-"""Values of a column looked at to decide whether fingerprinting its distinct values pays."""
-
-
 def _encode_fingerprints(key: MaskingKey, values: pa.Array | pa.ChunkedArray):
     """Fingerprint the distinct values of a column once; return (fps, row index, valid).
 
@@ -665,8 +662,7 @@ def _encode_fingerprints(key: MaskingKey, values: pa.Array | pa.ChunkedArray):
     """
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
-    head = values.slice(0, DISTINCT_SAMPLE)
-    if len(values) > DISTINCT_SAMPLE and len(pc.unique(head)) > len(head) // 2:
+    if mostly_distinct(values):
         # Mostly distinct (emails, notes): a hash table of the values would cost more than it saves.
         valid = values.is_valid().to_numpy(zero_copy_only=False)
         return fingerprints(key, values), np.arange(len(values), dtype=np.int64), valid

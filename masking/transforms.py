@@ -221,7 +221,7 @@ def map_distinct(
         return pa.array([], type=out_type)
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
-    if _mostly_distinct(array):
+    if mostly_distinct(array):
         # Emails, notes, timestamps: a hash table of the values would cost more than it saves.
         values = array.drop_null() if array.null_count else array
         outputs = fn(values if arrow else values.to_pylist())
@@ -241,7 +241,8 @@ DISTINCT_SAMPLE = 4096
 """Values of a batch looked at to decide whether working on its distinct values pays."""
 
 
-def _mostly_distinct(array: pa.Array) -> bool:
+def mostly_distinct(array: pa.Array) -> bool:
+    """Whether most of a long array's first DISTINCT_SAMPLE values differ, so deduplicating would not pay."""
     head = array.slice(0, DISTINCT_SAMPLE)
     return len(array) > DISTINCT_SAMPLE and len(pc.unique(head)) > len(head) // 2
 

@@ -508,3 +508,28 @@ def test_detector_counts_are_the_same_for_texts_judged_in_arrow_and_in_python():
         (row, m.kind, text[m.start:m.end]) for row, text, matches in detectors.find_all(pa.array(texts)) for m in matches
         if not custom.is_reserved(m.kind, text[m.start:m.end])
     )
+
+
+def test_mostly_distinct_columns_are_searched_row_by_row_with_the_findings_of_distinct_texts():
+    from expectations import custom
+
+    # 6,000 distinct texts, so the column is searched row by row; every 97th holds an email,
+    # every 89th a phone, and a few repeat earlier rows.
+    texts = [f"order {i} note" for i in range(6000)]
+    for i in range(0, 6000, 97):
+        texts[i] = f"contact person{i}@mail.test about order {i}"
+    for i in range(5, 6000, 89):
+        texts[i] = f"call +1-415-555-{i % 10000:04d} re {i}"
+    texts[5999], texts[5998] = texts[97], None
+    array = pa.array(texts)
+    halves = [array.slice(0, 3000), array.slice(3000)]  # each under the sample size: deduplicated
+
+    found = custom.analyse(array)
+
+    assert custom.mostly_distinct(array) and not any(custom.mostly_distinct(h) for h in halves)
+    expected = [custom.analyse(half) for half in halves]
+    for kind in ("email", "phone"):
+        rows = np.concatenate([expected[0].rows.get(kind, []), np.asarray(expected[1].rows.get(kind, [])) + 3000])
+        assert found.rows[kind].tolist() == rows.astype(np.int64).tolist()
+    assert sorted(found.tokens) == sorted([*expected[0].tokens, *[(r + 3000, k, t) for r, k, t in expected[1].tokens]])
+    assert 5999 in found.rows["email"].tolist()
