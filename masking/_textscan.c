@@ -9,7 +9,8 @@
  *
  * The features are packed in one uint32 per row (masking.detectors names the bits):
  * bits 0-7 count ASCII digits (saturated at 255); then '@', ':', '=', a byte >= 0x80, "eyJ",
- * "-----BEGIN", "bearer" in any ASCII case, an upper-case ASCII letter, '_' and '-'.
+ * "-----BEGIN", "bearer" in any ASCII case, an upper-case ASCII letter, '_', '-', and the heads
+ * of AWS key ids, IBANs and two vendor tokens.
  * The GIL is released during the pass.
  */
 #define PY_SSIZE_T_CLEAN
@@ -28,10 +29,28 @@ enum {
     F_UPPER = 1u << 15,
     F_UNDERSCORE = 1u << 16,
     F_DASH = 1u << 17,
+    F_AWS_HEAD = 1u << 18,  /* AKIA, ASIA, ABIA, ACCA or A3T: how AWS key ids start */
+    F_IBAN_HEAD = 1u << 19, /* two upper-case letters, then two digits */
+    F_VENDOR_HEAD = 1u << 20, /* AIza or SG.: token prefixes with neither '_' nor '-' */
 };
 
 static int starts_with(const uint8_t *at, size_t left, const char *literal, size_t size) {
     return left >= size && memcmp(at, literal, size) == 0;
+}
+
+static int is_upper(uint8_t c) { return c >= 'A' && c <= 'Z'; }
+static int is_digit(uint8_t c) { return c >= '0' && c <= '9'; }
+
+/* Heads of tokens that start with an upper-case letter at text[0]. */
+static uint32_t upper_heads(const uint8_t *text, size_t left) {
+    uint32_t flags = 0;
+    if (left >= 4 && is_upper(text[1]) && is_digit(text[2]) && is_digit(text[3])) flags |= F_IBAN_HEAD;
+    if (text[0] == 'A' && (starts_with(text, left, "AKIA", 4) || starts_with(text, left, "ASIA", 4) ||
+                           starts_with(text, left, "ABIA", 4) || starts_with(text, left, "ACCA", 4) ||
+                           starts_with(text, left, "A3T", 3)))
+        flags |= F_AWS_HEAD;
+    if (starts_with(text, left, "AIza", 4) || starts_with(text, left, "SG.", 3)) flags |= F_VENDOR_HEAD;
+    return flags;
 }
 
 static int starts_with_ci(const uint8_t *at, size_t left, const char *lower, size_t size) {
@@ -54,7 +73,7 @@ static uint32_t features_of(const uint8_t *text, size_t len) {
         } else if (c >= 0x80) {
             flags |= F_NON_ASCII;
         } else if (c >= 'A' && c <= 'Z') {
-            flags |= F_UPPER;
+            flags |= F_UPPER | upper_heads(text + i, left);
             if (c == 'B' && starts_with_ci(text + i, left, "bearer", 6)) flags |= F_BEARER;
         } else {
             switch (c) {

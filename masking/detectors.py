@@ -403,7 +403,8 @@ _RANK = {name: rank for rank, name in enumerate(DETECTORS)}
 # qualifies: RE2 folds some letters with non-ASCII ones (k with the Kelvin sign).
 
 _DIGIT_COUNT = 0xFF
-_AT, _COLON, _EQUALS, _NON_ASCII, _JWT_HEAD, _PEM_HEAD, _BEARER, _UPPER, _UNDERSCORE, _DASH = (1 << b for b in range(8, 18))
+(_AT, _COLON, _EQUALS, _NON_ASCII, _JWT_HEAD, _PEM_HEAD, _BEARER, _UPPER, _UNDERSCORE, _DASH, _AWS_HEAD, _IBAN_HEAD,
+ _VENDOR_HEAD) = (1 << b for b in range(8, 21))
 
 
 def _with_digits(count: int) -> Callable[[np.ndarray], np.ndarray]:
@@ -417,11 +418,11 @@ def _with_any(bits: int) -> Callable[[np.ndarray], np.ndarray]:
 _NEEDS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "private_key": _with_any(_PEM_HEAD),
     "jwt": _with_any(_JWT_HEAD),
-    "aws_access_key": _with_any(_UPPER),
+    "aws_access_key": _with_any(_AWS_HEAD),
     "aws_secret_key": _with_any(_COLON | _EQUALS),
     "password_in_url": lambda f: ((f & _COLON) != 0) & ((f & _AT) != 0),
     "card": _with_digits(13),
-    "iban": lambda f: ((f & _DIGIT_COUNT) >= 2) & ((f & _UPPER) != 0),
+    "iban": _with_any(_IBAN_HEAD),
     "email": _with_any(_AT),
     "ipv6": _with_any(_COLON),
     "ipv4": _with_digits(4),
@@ -429,7 +430,7 @@ _NEEDS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "phone": _with_digits(7),
     "postal_code_jp": _with_any(_NON_ASCII),
     "bearer_token": _with_any(_BEARER | _NON_ASCII),
-    "generic_api_key": _with_any(_COLON | _EQUALS | _UNDERSCORE | _DASH | _UPPER),
+    "generic_api_key": _with_any(_COLON | _EQUALS | _UNDERSCORE | _DASH | _VENDOR_HEAD),
 }
 
 
