@@ -643,6 +643,11 @@ class DateShift(Transform):
         entity = self.options["entity"]
         source = ctx.batch.column(entity) if entity and ctx.batch is not None else array
         domain = f"date_shift:{entity or ctx.table + '.' + ctx.column.name}"
+        if not source.null_count and mostly_distinct(source):
+            # Timestamps and most entity ids differ row to row: digest each row, no hash table.
+            days = (ctx.key.digests64_arrow(domain, source) % np.uint64(span)).astype(np.int64) - self.options["max_days"]
+            days[days == 0] = 1
+            return days
         encoded = pc.dictionary_encode(source)
         digests = ctx.key.digests64_arrow(domain, encoded.dictionary)
         per_distinct = (digests % np.uint64(span)).astype(np.int64) - self.options["max_days"]

@@ -167,6 +167,26 @@ def test_date_shift_moves_every_row_of_an_entity_by_the_same_offset():
     assert all(abs((o - i).days) <= 30 and o != i for o, i in zip(out, batch.column("d").to_pylist()))
 
 
+@pytest.mark.parametrize("entity", [None, "customer_id"], ids=["own-value", "entity"])
+def test_date_shift_of_a_mostly_distinct_batch_equals_the_shift_of_its_parts(entity):
+    # 6,000 distinct values: digested row by row; each half (under the sample size) by distinct value.
+    start = dt.datetime(2021, 1, 1, tzinfo=dt.timezone.utc)
+    batch = pa.record_batch({
+        "customer_id": pa.array(range(6000), pa.int64()),
+        "t": pa.array([start + dt.timedelta(minutes=7 * i) for i in range(6000)], pa.timestamp("us", tz="UTC")),
+    })
+    shift = T.build({"date_shift": {"max_days": 20, **({"entity": entity} if entity else {})}})
+
+    def shifted(part):
+        return shift.apply(part.column("t"), T.ColumnContext(KEY, "t", S.Column("t", "TIMESTAMPTZ", S.TIMESTAMP), batch=part))
+
+    whole = shifted(batch)
+
+    assert T.mostly_distinct(batch.column("t")) and not T.mostly_distinct(batch.slice(0, 3000).column("t"))
+    assert whole.to_pylist() == shifted(batch.slice(0, 3000)).to_pylist() + shifted(batch.slice(3000)).to_pylist()
+    assert all(0 < abs((o - i).total_seconds()) <= 20 * 86_400 for o, i in zip(whole.to_pylist(), batch.column("t").to_pylist()))
+
+
 def test_noise_respects_bounds_and_decimal_scale():
     column = S.Column("amount", "NUMERIC(6,2)", S.DECIMAL, precision=6, scale=2)
     values = pa.array([decimal.Decimal("10.00"), decimal.Decimal("9999.99")], type=pa.decimal128(6, 2))
