@@ -540,7 +540,7 @@ class _TableValidation:
         masked column it is a leak all the same.
         """
 
-        candidates = pc.fill_null(pc.match_substring_regex(values, r"[0-9]{7}"), False).to_numpy(zero_copy_only=False)
+        candidates = detectors.rows_matching(values, r"[0-9]{7}", min_digits=7)
         return [(int(i), run) for i in np.flatnonzero(candidates) for run in DIGIT_RUN.findall(values[int(i)].as_py())]
 
     def _ask_tokens(self, label: tuple[str, str], tokens: list[tuple[int, str]]) -> None:

@@ -435,13 +435,31 @@ _NEEDS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 
 
 def _text_features(values: pa.Array) -> np.ndarray:
-    """One uint32 of character features per value of a string array without nulls (see _textscan.c)."""
+    """One uint32 of character features per value of a string array (see _textscan.c).
+
+    A null slot's features are those of whatever bytes its offsets span (usually none); callers
+    only narrow RE2 passes with them, and a null never matches there.
+    """
     out = np.zeros(len(values), np.uint32)
     if len(values):
         wide = pa.types.is_large_string(values.type)
         _, offsets, data = values.buffers()[:3]
         positions = np.frombuffer(offsets, np.int64 if wide else np.int32)[values.offset : values.offset + len(values) + 1]
         _textscan.text_features(positions, b"" if data is None else data, out, wide)
+    return out
+
+
+def rows_matching(values: pa.Array | pa.ChunkedArray, pattern: str, min_digits: int) -> np.ndarray:
+    """Where RE2 ``pattern`` matches ``values``, for a pattern no text under ``min_digits`` ASCII digits matches.
+
+    Rows with fewer digits are not searched (see :data:`_NEEDS`); nulls never match.
+    """
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    out = np.zeros(len(values), dtype=bool)
+    rows = np.flatnonzero((_text_features(values) & _DIGIT_COUNT) >= min_digits)
+    if rows.size:
+        out[rows] = _flags(pc.match_substring_regex(values.take(pa.array(rows)), pattern))
     return out
 
 

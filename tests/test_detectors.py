@@ -699,3 +699,13 @@ def test_a_value_that_is_one_whole_match_splits_as_the_split_pattern_cuts_it(kin
     for got, name in ((pre, "pre"), (value, "match"), (post, "post")):
         want = parts.field(f"split_{name}").to_pylist()
         assert [g for g, ok in zip(got.to_pylist(), expected_valid) if ok] == [w for w, ok in zip(want, expected_valid) if ok]
+
+
+def test_rows_matching_a_digit_pattern_equal_a_full_pass_with_nulls_slices_and_chunks():
+    texts = ["id 1234567", "12345 67", None, "x" * 40 + "7654321", "１２３４５６７", "", "tel 555 0100 999", "8" * 7] * 5
+    values = pa.chunked_array([texts[:13], texts[13:]])
+    full = D._flags(pc.match_substring_regex(values.combine_chunks(), "[0-9]{7}"))
+
+    assert D.rows_matching(values, "[0-9]{7}", min_digits=7).tolist() == full.tolist()
+    assert D.rows_matching(values.combine_chunks().slice(3), "[0-9]{7}", min_digits=7).tolist() == full[3:].tolist()
+    assert full.sum() == 15
