@@ -187,6 +187,20 @@ def test_date_shift_of_a_mostly_distinct_batch_equals_the_shift_of_its_parts(ent
     assert all(0 < abs((o - i).total_seconds()) <= 20 * 86_400 for o, i in zip(whole.to_pylist(), batch.column("t").to_pylist()))
 
 
+@pytest.mark.parametrize("kind", ["state", "first_name"])
+def test_a_fake_equal_to_its_original_up_to_case_and_spaces_is_drawn_again(kind):
+    from masking import fakes
+
+    pool = list(fakes._us_states()[0]) if kind == "state" else list(fakes._people("en_US").first)
+    originals = pool + [p.upper() for p in pool] + [f"  {p.lower()} " for p in pool]
+    ctx = _ctx(S.Column("c", "TEXT", S.STRING))
+
+    out = T.build({"fake": kind}).apply(pa.array(originals), ctx).to_pylist()
+
+    assert ctx.stats["redrawn"] > 0  # some originals drew themselves (fixed key: the same every run)
+    assert not [o for o, f in zip(originals, out) if o.strip().casefold() == f.strip().casefold()]
+
+
 def test_noise_respects_bounds_and_decimal_scale():
     column = S.Column("amount", "NUMERIC(6,2)", S.DECIMAL, precision=6, scale=2)
     values = pa.array([decimal.Decimal("10.00"), decimal.Decimal("9999.99")], type=pa.decimal128(6, 2))
