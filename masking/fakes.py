@@ -752,36 +752,15 @@ def _arrow_pool(pool: np.ndarray):
     return entry[1]
 
 
-def _string_buffers(array) -> tuple[np.ndarray, Any]:
-    """Return the int32 offsets (from the array's offset on) and the data buffer of an Arrow string array."""
-    if array.null_count:
-        raise ValueError("parts of assembled fakes hold no nulls")
-    _, offsets, data = array.buffers()
-    offsets = np.frombuffer(offsets, np.int32)[array.offset : array.offset + len(array) + 1]
-    return offsets, b"" if data is None else data
-
-
 def _assembled(rows: int, *parts):
-    """Concatenate ``parts`` per row into an Arrow string array, in one C pass with no string per value.
+    """Concatenate ``parts`` per row into an Arrow string array (see :func:`masking.strings.concatenate`).
 
     A part is literal text, a ``(pool, index)`` pair (a cached pool array and a pool index per row) or an
     Arrow string array of ``rows`` values (row i takes value i).
     """
-    import pyarrow as pa
-    from _masking_assemble import assemble
+    from masking.strings import concatenate
 
-    specs: list[Any] = []
-    for part in parts:
-        if isinstance(part, str):
-            specs.append(part.encode())
-        elif isinstance(part, tuple):
-            pool, index = part
-            specs.append((*_string_buffers(_arrow_pool(pool)), np.ascontiguousarray(index, np.int64)))
-        else:
-            specs.append((*_string_buffers(part), None))
-    offsets = np.empty(rows + 1, np.int32)
-    data = assemble(rows, specs, offsets)
-    return pa.Array.from_buffers(pa.string(), rows, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+    return concatenate(rows, *((_arrow_pool(p[0]), p[1]) if isinstance(p, tuple) else p for p in parts))
 
 
 def _joined(rows: int, *parts: str | tuple[np.ndarray, np.ndarray]) -> list[str]:

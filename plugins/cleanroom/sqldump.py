@@ -40,6 +40,7 @@ import pyarrow.types as pat
 from cleanroom.ordered import ordered_map
 from masking import schema as ms
 from masking.errors import ConfigError, SourceError
+from masking.strings import concatenate
 
 log = logging.getLogger(__name__)
 
@@ -917,7 +918,7 @@ def _joined_rows(
     rows = len(columns[0][1])
     constant = len(before) + len(after) + sum(len(b) + len(a) + len(between) for b, _, a in columns)
     total = sum(text.nbytes for _, text, _ in columns) + rows * (constant + 8)
-    large = total > np.iinfo(np.int32).max or any(pat.is_large_string(text.type) for _, text, _ in columns)
+    large = total > np.iinfo(np.int32).max
     kind = pa.large_string() if large else pa.string()
     parts: list[pa.Array | str] = [before]
     for i, (head, text, tail) in enumerate(columns):
@@ -929,6 +930,8 @@ def _joined_rows(
             merged[-1] += part
         elif not isinstance(part, str) or part:
             merged.append(part)
+    if not large and not any(isinstance(part, pa.Array) and part.null_count for part in merged):
+        return _layout(concatenate(rows, *merged))  # one C pass; rendered cells hold no NULL
     return _layout(_joined(kind, *merged))
 
 
