@@ -26,7 +26,7 @@ class HashingWriter:
         self.size = 0
 
     def write(self, data) -> int:
-        data = bytes(data)
+        data = memoryview(data).cast("B")  # any buffer (bytes, Arrow, numpy) as bytes, without a copy
         self.sha256.update(data)
         self.size += len(data)
         return self.raw.write(data)
