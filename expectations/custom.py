@@ -179,7 +179,9 @@ def analyse(array: pa.Array | pa.ChunkedArray) -> Findings:
     found = Findings(len(array))
     # Values that are, whole, a fake of the plain shapes masking writes hold nothing else: the
     # pattern leaves no room for a card, phone, address or token, so they skip Python entirely.
-    plain = pc.match_substring_regex(array, _PLAIN_FAKE).fill_null(True).to_numpy(zero_copy_only=False)
+    # A plain fake holds an "@" (email) or eleven digits (+1-555-...); other rows are no fake.
+    plain = detectors.rows_matching(array, _PLAIN_FAKE, min_digits=11, or_holding="@")
+    plain |= ~np.asarray(array.is_valid().to_numpy(zero_copy_only=False), dtype=bool)  # nulls hold nothing
     rest = np.flatnonzero(~plain)
     if rest.size == 0:
         return found

@@ -63,37 +63,38 @@ static int starts_with_ci(const uint8_t *at, size_t left, const char *lower, siz
     return 1;
 }
 
+/* What each byte alone tells (CHAR_FLAGS), and whether it may start a sequence worth a look
+ * (STARTS): filled once when the module loads, so the scan is a table lookup per byte. */
+static uint32_t CHAR_FLAGS[256];
+static uint8_t STARTS[256];
+
+static void fill_tables(void) {
+    for (int c = 0x80; c < 256; c++) CHAR_FLAGS[c] = F_NON_ASCII;
+    for (int c = 'A'; c <= 'Z'; c++) CHAR_FLAGS[c] = F_UPPER, STARTS[c] = 1;
+    CHAR_FLAGS['@'] = F_AT;
+    CHAR_FLAGS[':'] = F_COLON;
+    CHAR_FLAGS['='] = F_EQUALS;
+    CHAR_FLAGS['_'] = F_UNDERSCORE;
+    CHAR_FLAGS['-'] = F_DASH;
+    STARTS['-'] = STARTS['e'] = STARTS['b'] = 1;
+}
+
+/* Sequences starting at text[0], a byte STARTS marks. */
+static uint32_t sequence_at(const uint8_t *text, size_t left) {
+    uint8_t c = text[0];
+    if (c == '-') return starts_with(text, left, "-----BEGIN", 10) ? F_PEM : 0;
+    if (c == 'e') return starts_with(text, left, "eyJ", 3) ? F_JWT : 0;
+    uint32_t flags = (c == 'b' || c == 'B') && starts_with_ci(text, left, "bearer", 6) ? F_BEARER : 0;
+    return c == 'b' ? flags : flags | upper_heads(text, left);
+}
+
 static uint32_t features_of(const uint8_t *text, size_t len) {
     uint32_t flags = 0, digits = 0;
     for (size_t i = 0; i < len; i++) {
         uint8_t c = text[i];
-        size_t left = len - i;
-        if (c >= '0' && c <= '9') {
-            digits++;
-        } else if (c >= 0x80) {
-            flags |= F_NON_ASCII;
-        } else if (c >= 'A' && c <= 'Z') {
-            flags |= F_UPPER | upper_heads(text + i, left);
-            if (c == 'B' && starts_with_ci(text + i, left, "bearer", 6)) flags |= F_BEARER;
-        } else {
-            switch (c) {
-            case '@': flags |= F_AT; break;
-            case ':': flags |= F_COLON; break;
-            case '=': flags |= F_EQUALS; break;
-            case '_': flags |= F_UNDERSCORE; break;
-            case '-':
-                flags |= F_DASH;
-                if (starts_with(text + i, left, "-----BEGIN", 10)) flags |= F_PEM;
-                break;
-            case 'e':
-                if (starts_with(text + i, left, "eyJ", 3)) flags |= F_JWT;
-                break;
-            case 'b':
-                if (starts_with_ci(text + i, left, "bearer", 6)) flags |= F_BEARER;
-                break;
-            default: break;
-            }
-        }
+        flags |= CHAR_FLAGS[c];
+        digits += (uint8_t)(c - '0') < 10;
+        if (STARTS[c]) flags |= sequence_at(text + i, len - i);
     }
     return flags | (digits > 255 ? 255 : digits);
 }
@@ -145,4 +146,7 @@ static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_masking_textscan", "Per-value character features of Arrow string columns.", -1, methods,
 };
 
-PyMODINIT_FUNC PyInit__masking_textscan(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__masking_textscan(void) {
+    fill_tables();
+    return PyModule_Create(&module);
+}

@@ -407,6 +407,9 @@ _DIGIT_COUNT = 0xFF
  _VENDOR_HEAD) = (1 << b for b in range(8, 21))
 
 
+_CHAR_BITS = {"@": _AT, ":": _COLON, "=": _EQUALS, "_": _UNDERSCORE, "-": _DASH}
+
+
 def _with_digits(count: int) -> Callable[[np.ndarray], np.ndarray]:
     return lambda features: (features & _DIGIT_COUNT) >= count
 
@@ -449,15 +452,23 @@ def _text_features(values: pa.Array) -> np.ndarray:
     return out
 
 
-def rows_matching(values: pa.Array | pa.ChunkedArray, pattern: str, min_digits: int) -> np.ndarray:
-    """Where RE2 ``pattern`` matches ``values``, for a pattern no text under ``min_digits`` ASCII digits matches.
+def rows_matching(
+    values: pa.Array | pa.ChunkedArray, pattern: str, *, min_digits: int = 0, or_holding: str = ""
+) -> np.ndarray:
+    """Where RE2 ``pattern`` matches ``values``, reading only rows that can hold a match.
 
-    Rows with fewer digits are not searched (see :data:`_NEEDS`); nulls never match.
+    The caller states what every text the pattern matches holds: at least ``min_digits`` ASCII
+    digits, or else one of the characters in ``or_holding`` (any of ``@ : = _ -``). Other rows
+    are not searched (see :data:`_NEEDS`); nulls never match.
     """
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
+    features = _text_features(values)
+    possible = (features & _DIGIT_COUNT) >= min_digits
+    if or_holding:
+        possible |= (features & functools.reduce(int.__or__, (_CHAR_BITS[c] for c in or_holding))) != 0
     out = np.zeros(len(values), dtype=bool)
-    rows = np.flatnonzero((_text_features(values) & _DIGIT_COUNT) >= min_digits)
+    rows = np.flatnonzero(possible)
     if rows.size:
         out[rows] = _flags(pc.match_substring_regex(values.take(pa.array(rows)), pattern))
     return out

@@ -533,3 +533,27 @@ def test_mostly_distinct_columns_are_searched_row_by_row_with_the_findings_of_di
         assert found.rows[kind].tolist() == rows.astype(np.int64).tolist()
     assert sorted(found.tokens) == sorted([*expected[0].tokens, *[(r + 3000, k, t) for r, k, t in expected[1].tokens]])
     assert 5999 in found.rows["email"].tolist()
+
+
+def test_plain_fakes_are_found_by_reading_only_rows_with_an_at_sign_or_eleven_digits():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from expectations import custom
+    from masking import detectors
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.from_regex(custom._PLAIN_FAKE, fullmatch=True))
+    def holds_what_the_search_needs(text):
+        assert "@" in text or sum(c in "0123456789" for c in text) >= 11
+
+    holds_what_the_search_needs()
+    texts = ["jane.doe@example.com", "+1-555-123-4567", "+1-555-123-4567 x12", "Jane Doe", None, "555-1234",
+             "j@example.org", "x@real.test", "12345678901"] * 4
+    values = pa.chunked_array([texts[:10], texts[10:]])
+
+    narrowed = detectors.rows_matching(values, custom._PLAIN_FAKE, min_digits=11, or_holding="@")
+
+    full = pa.compute.match_substring_regex(values.combine_chunks(), custom._PLAIN_FAKE).fill_null(False)
+    assert narrowed.tolist() == full.to_pylist()
+    assert sum(narrowed) == 16
