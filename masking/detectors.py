@@ -467,24 +467,24 @@ def rows_matching(
     possible = (features & _DIGIT_COUNT) >= min_digits
     if or_holding:
         possible |= (features & functools.reduce(int.__or__, (_CHAR_BITS[c] for c in or_holding))) != 0
-    out = np.zeros(len(values), dtype=bool)
-    rows = np.flatnonzero(possible)
-    if rows.size:
-        out[rows] = _flags(pc.match_substring_regex(values.take(pa.array(rows)), pattern))
-    return out
+    return _search(values, pattern, possible)
 
 
 def _kind_flags(values: pa.Array, kind: str, features: np.ndarray) -> np.ndarray:
     """Where ``kind``'s pattern matches in ``values``, reading only rows that can hold a match."""
     need = _NEEDS.get(kind)
-    possible = need(features) if need is not None else np.ones(len(values), dtype=bool)
+    return _search(values, DETECTORS[kind].pattern, need(features) if need is not None else np.ones(len(values), bool))
+
+
+def _search(values: pa.Array, pattern: str, possible: np.ndarray) -> np.ndarray:
+    """Where RE2 ``pattern`` matches ``values``, searching only the rows ``possible`` marks."""
     if possible.all():
-        return _flags(pc.match_substring_regex(values, DETECTORS[kind].pattern))
-    flags = np.zeros(len(values), dtype=bool)
+        return _flags(pc.match_substring_regex(values, pattern))
+    out = np.zeros(len(values), dtype=bool)
     rows = np.flatnonzero(possible)
     if rows.size:
-        flags[rows] = _flags(pc.match_substring_regex(values.take(pa.array(rows)), DETECTORS[kind].pattern))
-    return flags
+        out[rows] = _flags(pc.match_substring_regex(values.take(pa.array(rows)), pattern))
+    return out
 
 
 def _kinds(kinds: Iterable[str] | None) -> tuple[str, ...]:
