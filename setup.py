@@ -18,6 +18,7 @@ SOURCES = {
 
 setup(
     ext_modules=[
-        Extension(name, sources=[source], extra_compile_args=["-O3", "-std=c11"]) for name, source in SOURCES.items()
+        Extension(name, sources=[source], extra_compile_args=["-O3", "-std=c11"])
+        for name, source in SOURCES.items()
     ],
 )

@@ -403,8 +403,10 @@ _RANK = {name: rank for rank, name in enumerate(DETECTORS)}
 # qualifies: RE2 folds some letters with non-ASCII ones (k with the Kelvin sign).
 
 _DIGIT_COUNT = 0xFF
-(_AT, _COLON, _EQUALS, _NON_ASCII, _JWT_HEAD, _PEM_HEAD, _BEARER, _UPPER, _UNDERSCORE, _DASH, _AWS_HEAD, _IBAN_HEAD,
- _VENDOR_HEAD) = (1 << b for b in range(8, 21))
+(
+    _AT, _COLON, _EQUALS, _NON_ASCII, _JWT_HEAD, _PEM_HEAD, _BEARER, _UPPER, _UNDERSCORE, _DASH, _AWS_HEAD,
+    _IBAN_HEAD, _VENDOR_HEAD,
+) = (1 << b for b in range(8, 21))
 
 
 _CHAR_BITS = {"@": _AT, ":": _COLON, "=": _EQUALS, "_": _UNDERSCORE, "-": _DASH}
@@ -429,7 +431,8 @@ _NEEDS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "email": _with_any(_AT),
     "ipv6": _with_any(_COLON),
     "ipv4": _with_digits(4),
-    "phone_jp": lambda f: ((f & _DIGIT_COUNT) >= 6) | ((f & _NON_ASCII) != 0),  # full-width digits are non-ASCII
+    # Full-width digits are non-ASCII.
+    "phone_jp": lambda f: ((f & _DIGIT_COUNT) >= 6) | ((f & _NON_ASCII) != 0),
     "phone": _with_digits(7),
     "postal_code_jp": _with_any(_NON_ASCII),
     "bearer_token": _with_any(_BEARER | _NON_ASCII),
@@ -447,7 +450,8 @@ def _text_features(values: pa.Array) -> np.ndarray:
     if len(values):
         wide = pa.types.is_large_string(values.type)
         _, offsets, data = values.buffers()[:3]
-        positions = np.frombuffer(offsets, np.int64 if wide else np.int32)[values.offset : values.offset + len(values) + 1]
+        positions = np.frombuffer(offsets, np.int64 if wide else np.int32)
+        positions = positions[values.offset : values.offset + len(values) + 1]
         _textscan.text_features(positions, b"" if data is None else data, out, wide)
     return out
 
@@ -473,7 +477,8 @@ def rows_matching(
 def _kind_flags(values: pa.Array, kind: str, features: np.ndarray) -> np.ndarray:
     """Where ``kind``'s pattern matches in ``values``, reading only rows that can hold a match."""
     need = _NEEDS.get(kind)
-    return _search(values, DETECTORS[kind].pattern, need(features) if need is not None else np.ones(len(values), bool))
+    possible = need(features) if need is not None else np.ones(len(values), dtype=bool)
+    return _search(values, DETECTORS[kind].pattern, possible)
 
 
 def _search(values: pa.Array, pattern: str, possible: np.ndarray) -> np.ndarray:

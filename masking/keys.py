@@ -101,7 +101,8 @@ class MaskingKey:
     def _fingerprint_key(self) -> bytes:
         """Return the 16-byte SipHash key of fingerprints (see :func:`fingerprints`)."""
         if self._siphash_key is None:
-            self._siphash_key = hmac.new(self._secret, b"cleanroom/siphash/" + FINGERPRINT_DOMAIN.encode(), "sha512").digest()[:16]
+            label = b"cleanroom/siphash/" + FINGERPRINT_DOMAIN.encode()
+            self._siphash_key = hmac.new(self._secret, label, "sha512").digest()[:16]
         return self._siphash_key
 
     def _hasher(self, domain: str):
@@ -283,7 +284,9 @@ def _text_fingerprints(key: MaskingKey, text: pa.Array) -> np.ndarray:
     return out
 
 
-def _siphash(key: MaskingKey, binary: pa.Array, *, normalise: bool = False, python: np.ndarray | None = None) -> np.ndarray:
+def _siphash(
+    key: MaskingKey, binary: pa.Array, *, normalise: bool = False, python: np.ndarray | None = None
+) -> np.ndarray:
     """SipHash-2-4 of every value of a binary or string array under the fingerprint key; 0 for nulls.
 
     With ``normalise``, ASCII values are trimmed and lower-cased first and values holding
@@ -296,7 +299,8 @@ def _siphash(key: MaskingKey, binary: pa.Array, *, normalise: bool = False, pyth
         python = np.zeros(len(binary), np.uint8)
     wide = pa.types.is_large_binary(binary.type) or pa.types.is_large_string(binary.type)
     validity, offsets, data = binary.buffers()
-    positions = np.frombuffer(offsets, np.int64 if wide else np.int32)[binary.offset : binary.offset + len(binary) + 1]
+    positions = np.frombuffer(offsets, np.int64 if wide else np.int32)
+    positions = positions[binary.offset : binary.offset + len(binary) + 1]
     _fingerprint.fingerprints(
         key._fingerprint_key(), positions, b"" if data is None else data,
         validity if binary.null_count else None, binary.offset, out, python, wide, normalise,
@@ -315,7 +319,8 @@ def _normalised_binary(array: pa.Array) -> pa.Array:
         return pc.cast(array, pa.string()).cast(pa.binary())
     if _utc_or_naive_microseconds(array.type):
         return _datetime_text(array).cast(pa.binary())
-    return pa.array([None if v is None else normalise_for_fingerprint(v) for v in array.to_pylist()], pa.binary())
+    normalised = [None if v is None else normalise_for_fingerprint(v) for v in array.to_pylist()]
+    return pa.array(normalised, pa.binary())
 
 
 _UTC_NAMES = frozenset({"UTC", "Etc/UTC", "+00:00", "utc", "Z"})

@@ -640,7 +640,8 @@ class DateShift(Transform):
         domain = f"date_shift:{entity or ctx.table + '.' + ctx.column.name}"
         if not source.null_count and mostly_distinct(source):
             # Timestamps and most entity ids differ row to row: digest each row, no hash table.
-            days = (ctx.key.digests64_arrow(domain, source) % np.uint64(span)).astype(np.int64) - self.options["max_days"]
+            digests = ctx.key.digests64_arrow(domain, source)
+            days = (digests % np.uint64(span)).astype(np.int64) - self.options["max_days"]
             days[days == 0] = 1
             return days
         encoded = pc.dictionary_encode(source)
