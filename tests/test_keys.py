@@ -11,6 +11,8 @@ import sys
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from masking import keys
 from masking.keys import MaskingKey, fingerprints, normalise_for_fingerprint
@@ -300,3 +302,13 @@ def test_extension_refuses_bad_buffers(args, message):
 
     with pytest.raises(ValueError, match=message):
         _sha256.prefixed_digests(*args)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.text(), st.text(alphabet=" \t\n\x0b\x0c\r\x1c\x1f\x85\xa0\u3000AbZz09@.-ß"))))
+def test_fingerprints_of_any_text_follow_the_python_normalisation(values):
+    array = pa.array(values, pa.string())
+
+    expected = [0 if v is None else fingerprint_reference(KEY, normalise_for_fingerprint(v)) for v in values]
+
+    assert fingerprints(KEY, array).tolist() == expected
