@@ -495,14 +495,16 @@ class Partial(Transform):
     def apply(self, array, ctx):
         n = self.options["keep_last"]
         lengths = pc.utf8_length(array)
-        masked_len = pc.max_element_wise(pc.subtract(lengths, n), 0)
-        prefix = pc.binary_repeat(pa.scalar(self.options["char"]), masked_len)
-        tail = pc.utf8_slice_codeunits(array, start=-n) if n else pc.utf8_slice_codeunits(array, start=0, stop=0)
+        longer = pc.greater(lengths, n)
         # Short values keep nothing: a 3-character value with keep_last=4 is fully masked.
-        tail = pc.if_else(pc.greater(lengths, n), tail, pc.utf8_slice_codeunits(array, start=0, stop=0))
-        full = pc.binary_repeat(pa.scalar(self.options["char"]), lengths)
-        out = pc.if_else(pc.greater(lengths, n), pc.binary_join_element_wise(prefix, tail, ""), full)
-        return out.cast(string_type_of(array))
+        masked_len = pc.if_else(longer, pc.subtract(lengths, n), lengths)
+        kind = string_type_of(array)
+        prefix = pc.binary_repeat(pa.scalar(self.options["char"], kind), masked_len)
+        if n == 0 or not pc.any(longer).as_py():
+            return prefix
+        nothing = pa.scalar("", kind)
+        tail = pc.if_else(longer, pc.utf8_slice_codeunits(array, start=-n).cast(kind), nothing)
+        return pc.binary_join_element_wise(prefix, tail, nothing)
 
 
 @register

@@ -159,6 +159,19 @@ def test_partial_masks_short_values_completely():
     assert out.to_pylist() == ["**", "**3456"]
 
 
+@pytest.mark.parametrize("keep_last", [0, 2, 4])
+def test_partial_masks_large_strings_as_it_masks_strings(keep_last):
+    values = ["12", "123456", None, "", "ab€d", "€", "日本語テキスト", "+1-555-123-4567"]
+    partial = T.build({"partial": {"keep_last": keep_last, "char": "•"}})
+    ctx = _ctx(S.Column("c", "TEXT", S.STRING))
+
+    small, large = (partial.apply(pa.array(values, kind), ctx) for kind in (pa.string(), pa.large_string()))
+
+    assert large.type == pa.large_string() and small.type == pa.string()
+    assert large.to_pylist() == small.to_pylist()
+    assert [len(v) if v is not None else None for v in small.to_pylist()] == [len(v) if v is not None else None for v in values]
+
+
 def test_date_shift_moves_every_row_of_an_entity_by_the_same_offset():
     batch = pa.record_batch({"customer_id": [1, 1, 2], "d": pa.array([dt.date(2024, 1, 1), dt.date(2024, 3, 1), dt.date(2024, 1, 1)])})
     ctx = T.ColumnContext(KEY, "t", S.Column("d", "DATE", S.DATE), batch=batch)
