@@ -44,7 +44,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from masking.errors import TransformError
-from masking.native import extension
+from masking.native import extension, value_buffers
 
 _textscan = extension("_masking_textscan", "masking/_textscan.c")
 
@@ -448,11 +448,8 @@ def _text_features(values: pa.Array) -> np.ndarray:
     """
     out = np.zeros(len(values), np.uint32)
     if len(values):
-        wide = pa.types.is_large_string(values.type)
-        _, offsets, data = values.buffers()[:3]
-        positions = np.frombuffer(offsets, np.int64 if wide else np.int32)
-        positions = positions[values.offset : values.offset + len(values) + 1]
-        _textscan.text_features(positions, b"" if data is None else data, out, wide)
+        positions, data, wide = value_buffers(values)
+        _textscan.text_features(positions, data, out, wide)
     return out
 
 

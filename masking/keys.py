@@ -38,7 +38,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from masking.native import extension
+from masking.native import extension, value_buffers
 
 _sha256 = extension("_masking_sha256", "masking/_sha256.c")
 _fingerprint = extension("_masking_fingerprint", "masking/_fingerprint.c")
@@ -174,13 +174,11 @@ def _prefixed_digests(prefix: bytes, binary: pa.Array, size: int) -> np.ndarray:
     ``binary`` is an Arrow binary or large binary array without nulls; the C extension reads
     its offset and data buffers in place, so no Python object is built per value.
     """
-    wide = pa.types.is_large_binary(binary.type)
     out = np.empty((len(binary), size), np.uint8)
     if not len(binary):
         return out
-    _, offsets, data = binary.buffers()
-    positions = np.frombuffer(offsets, np.int64 if wide else np.int32)[binary.offset : binary.offset + len(binary) + 1]
-    _sha256.prefixed_digests(prefix, positions, b"" if data is None else data, out, size, wide)
+    positions, data, wide = value_buffers(binary)
+    _sha256.prefixed_digests(prefix, positions, data, out, size, wide)
     return out
 
 
@@ -297,13 +295,10 @@ def _siphash(
         return out
     if python is None:
         python = np.zeros(len(binary), np.uint8)
-    wide = pa.types.is_large_binary(binary.type) or pa.types.is_large_string(binary.type)
-    validity, offsets, data = binary.buffers()
-    positions = np.frombuffer(offsets, np.int64 if wide else np.int32)
-    positions = positions[binary.offset : binary.offset + len(binary) + 1]
+    positions, data, wide = value_buffers(binary)
+    validity = binary.buffers()[0] if binary.null_count else None
     _fingerprint.fingerprints(
-        key._fingerprint_key(), positions, b"" if data is None else data,
-        validity if binary.null_count else None, binary.offset, out, python, wide, normalise,
+        key._fingerprint_key(), positions, data, validity, binary.offset, out, python, wide, normalise,
     )
     return out
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from masking.native import extension
+from masking.native import extension, value_buffers
 
 _assemble = extension("_masking_assemble", "masking/_assemble.c")
 
@@ -48,6 +48,5 @@ def _buffers(array: pa.Array) -> tuple[np.ndarray, Any]:
         raise ValueError("concatenated arrays must hold no nulls")
     if not pa.types.is_string(array.type):
         raise ValueError(f"concatenated arrays must be of type string (int32 offsets), got {array.type}")
-    _, offsets, data = array.buffers()
-    offsets = np.frombuffer(offsets, np.int32)[array.offset : array.offset + len(array) + 1]
-    return offsets, b"" if data is None else data
+    positions, data, _ = value_buffers(array)
+    return positions, data
