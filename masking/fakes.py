@@ -181,15 +181,20 @@ def _weighted_index(cumulative: np.ndarray, unit: np.ndarray) -> np.ndarray:
     return out
 
 
-def _codes(digests: np.ndarray) -> list[str]:
-    """Render a bijective scramble of each digest as CODE_LENGTH base32 characters."""
+def _code_chars(digests: np.ndarray) -> np.ndarray:
+    """Render a bijective scramble of each digest as CODE_LENGTH base32 characters, one row each."""
     z = _mix(digests, "unique.code")
     alphabet = np.frombuffer(_CODE_ALPHABET, np.uint8)
     chars = np.empty((len(z), CODE_LENGTH), np.uint8)
     for position in range(CODE_LENGTH - 1, -1, -1):
         chars[:, position] = alphabet[(z & np.uint64(31)).astype(np.intp)]
         z = z >> np.uint64(5)
-    return chars.view(f"S{CODE_LENGTH}").ravel().astype(f"U{CODE_LENGTH}").tolist()
+    return chars
+
+
+def _codes(digests: np.ndarray) -> list[str]:
+    """:func:`_code_chars` as Python strings."""
+    return _code_chars(digests).view(f"S{CODE_LENGTH}").ravel().astype(f"U{CODE_LENGTH}").tolist()
 
 
 def _render(rows: int, *segments: str | tuple[str, np.ndarray]) -> np.ndarray:
@@ -770,17 +775,12 @@ def _joined(rows: int, *parts: str | tuple[np.ndarray, np.ndarray]) -> list[str]
 
 
 def _code_array(digests: np.ndarray):
-    """:func:`_codes` as an Arrow array, its characters written straight into the data buffer."""
+    """:func:`_code_chars` as an Arrow array, its characters written straight into the data buffer."""
     import pyarrow as pa
 
-    z = _mix(digests, "unique.code")
-    alphabet = np.frombuffer(_CODE_ALPHABET, np.uint8)
-    chars = np.empty((len(z), CODE_LENGTH), np.uint8)
-    for position in range(CODE_LENGTH - 1, -1, -1):
-        chars[:, position] = alphabet[(z & np.uint64(31)).astype(np.intp)]
-        z = z >> np.uint64(5)
-    offsets = np.arange(len(z) + 1, dtype=np.int32) * np.int32(CODE_LENGTH)
-    return pa.Array.from_buffers(pa.string(), len(z), [None, pa.py_buffer(offsets), pa.py_buffer(chars)])
+    chars = _code_chars(digests)
+    offsets = np.arange(len(chars) + 1, dtype=np.int32) * np.int32(CODE_LENGTH)
+    return pa.Array.from_buffers(pa.string(), len(chars), [None, pa.py_buffer(offsets), pa.py_buffer(chars)])
 
 
 def _arrow_email(d: np.ndarray, unique: bool):

@@ -640,16 +640,18 @@ class DateShift(Transform):
         entity = self.options["entity"]
         source = ctx.batch.column(entity) if entity and ctx.batch is not None else array
         domain = f"date_shift:{entity or ctx.table + '.' + ctx.column.name}"
-        if not source.null_count and mostly_distinct(source):
-            # Timestamps and most entity ids differ row to row: digest each row, no hash table.
-            digests = ctx.key.digests64_arrow(domain, source)
+
+        def days_of(values: pa.Array) -> np.ndarray:
+            digests = ctx.key.digests64_arrow(domain, values)
             days = (digests % np.uint64(span)).astype(np.int64) - self.options["max_days"]
             days[days == 0] = 1
             return days
+
+        if not source.null_count and mostly_distinct(source):
+            # Timestamps and most entity ids differ row to row: digest each row, no hash table.
+            return days_of(source)
         encoded = pc.dictionary_encode(source)
-        digests = ctx.key.digests64_arrow(domain, encoded.dictionary)
-        per_distinct = (digests % np.uint64(span)).astype(np.int64) - self.options["max_days"]
-        per_distinct[per_distinct == 0] = 1
+        per_distinct = days_of(encoded.dictionary)
         indices = encoded.indices.to_numpy(zero_copy_only=False)
         indices = np.nan_to_num(indices.astype(float), nan=0).astype(np.int64) if encoded.indices.null_count else indices
         return per_distinct[indices] if len(per_distinct) else np.zeros(len(array), dtype=np.int64)
