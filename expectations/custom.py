@@ -45,7 +45,7 @@ from great_expectations.expectations.metrics.column_aggregate_metric_provider im
 )
 
 from masking import detectors, fakes  # noqa: E402
-from masking.transforms import mostly_distinct  # noqa: E402
+from masking.transforms import distinct_or_all  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +188,7 @@ def analyse(array: pa.Array | pa.ChunkedArray) -> Findings:
     subset = array.take(pa.array(rest)) if rest.size < len(array) else array
     # One detector pass over the distinct texts: find_all confirms each candidate once and hands
     # back its matches, so no second search per row is needed to read them.
-    texts, indices = _distinct_texts(subset)
+    texts, indices = distinct_or_all(subset)
     per_text: dict[int, list[tuple[str, str]]] = {}
     singles, others = detectors.find_all_arrow(texts)
     for single in singles:  # texts holding one email, phone or address: judged in Arrow
@@ -211,20 +211,6 @@ def analyse(array: pa.Array | pa.ChunkedArray) -> Findings:
             found.tokens.append((row, kind, token))
     found.rows = {kind: np.unique(np.array(hit, dtype=np.int64)) for kind, hit in rows.items()}
     return found
-
-
-def _distinct_texts(values: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
-    """The texts to search, and per row the position of its text among them.
-
-    The distinct texts, unless most values differ (fake names, streets), where building the
-    hash table costs more than the searches it saves.
-    """
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
-    if mostly_distinct(values):
-        return values, np.arange(len(values), dtype=np.int64)
-    encoded = values.dictionary_encode()
-    return encoded.dictionary, encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
 
 
 class ColumnDetectorMatchCounts(ColumnAggregateMetricProvider):

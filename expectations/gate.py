@@ -43,7 +43,7 @@ from expectations import spill
 from masking import detectors
 from masking.errors import CleanroomError
 from masking.keys import MaskingKey, fingerprints
-from masking.transforms import mostly_distinct
+from masking.transforms import distinct_or_all
 
 if TYPE_CHECKING:
     from great_expectations.core import ExpectationSuite
@@ -660,18 +660,10 @@ def _encode_fingerprints(key: MaskingKey, values: pa.Array | pa.ChunkedArray):
     The distinct values stay in Arrow: :func:`fingerprints` normalises and hashes them there,
     as extraction did for the originals.
     """
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
-    if mostly_distinct(values):
-        # Mostly distinct (emails, notes): a hash table of the values would cost more than it saves.
-        valid = values.is_valid().to_numpy(zero_copy_only=False)
-        return fingerprints(key, values), np.arange(len(values), dtype=np.int64), valid
-    encoded = values.dictionary_encode()
-    distinct = encoded.dictionary
+    distinct, idx = distinct_or_all(values)
     fps = fingerprints(key, distinct) if len(distinct) else np.zeros(0, dtype=np.uint64)
-    valid = encoded.indices.is_valid().to_numpy(zero_copy_only=False)
-    idx = encoded.indices.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
-    return fps, idx, valid
+    valid = np.asarray(values.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    return fps, np.maximum(idx, 0), valid
 
 
 def _per_row(fps: np.ndarray, idx: np.ndarray, valid: np.ndarray) -> np.ndarray:

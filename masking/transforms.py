@@ -247,6 +247,21 @@ def mostly_distinct(array: pa.Array) -> bool:
     return len(array) > DISTINCT_SAMPLE and len(pc.unique(head)) > len(head) // 2
 
 
+def distinct_or_all(values: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
+    """Return the values to work on once each, and per row the position of its value among them.
+
+    The distinct values (a null row gets position -1), unless most values differ (emails,
+    notes, fake names), where building the hash table costs more than it saves: then every
+    row, nulls included, at its own position.
+    """
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if mostly_distinct(values):
+        return values, np.arange(len(values), dtype=np.int64)
+    encoded = values.dictionary_encode()
+    return encoded.dictionary, encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
 def _as_array(outputs, out_type: pa.DataType) -> pa.Array:
     if not isinstance(outputs, pa.Array):
         return pa.array(outputs, type=out_type)

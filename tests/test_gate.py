@@ -512,6 +512,7 @@ def test_detector_counts_are_the_same_for_texts_judged_in_arrow_and_in_python():
 
 def test_mostly_distinct_columns_are_searched_row_by_row_with_the_findings_of_distinct_texts():
     from expectations import custom
+    from masking.transforms import mostly_distinct
 
     # 6,000 distinct texts, so the column is searched row by row; every 97th holds an email,
     # every 89th a phone, and a few repeat earlier rows.
@@ -526,7 +527,7 @@ def test_mostly_distinct_columns_are_searched_row_by_row_with_the_findings_of_di
 
     found = custom.analyse(array)
 
-    assert custom.mostly_distinct(array) and not any(custom.mostly_distinct(h) for h in halves)
+    assert mostly_distinct(array) and not any(mostly_distinct(h) for h in halves)
     expected = [custom.analyse(half) for half in halves]
     for kind in ("email", "phone"):
         rows = np.concatenate([expected[0].rows.get(kind, []), np.asarray(expected[1].rows.get(kind, [])) + 3000])
