@@ -30,7 +30,9 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-logging.getLogger("great_expectations").setLevel(logging.WARNING)
+from expectations.gximport import import_gx
+
+import_gx()  # quietly, and without what the gate never runs, before the imports below
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402

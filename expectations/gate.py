@@ -127,8 +127,9 @@ class TableInput:
 
 def _gx():
     """Import GX quietly, with the cleanroom expectations registered first."""
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)
-    import great_expectations as gx
+    from expectations.gximport import import_gx
+
+    gx = import_gx()
     import great_expectations.expectations as gxe
 
     from expectations import custom

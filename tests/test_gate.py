@@ -558,3 +558,28 @@ def test_plain_fakes_are_found_by_reading_only_rows_with_an_at_sign_or_eleven_di
     full = pa.compute.match_substring_regex(values.combine_chunks(), custom._PLAIN_FAKE).fill_null(False)
     assert narrowed.tolist() == full.to_pylist()
     assert sum(narrowed) == 16
+
+
+def test_gx_import_defers_altair_and_scipy_stats_until_first_use():
+    """The gate's GX import leaves the chart and distribution libraries unexecuted, yet usable."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from expectations.gximport import DEFERRED, import_gx\n"
+        "import_gx()\n"
+        "from expectations import gate\n"
+        "gate._Runner.get()\n"
+        "lazy = sorted(n for n in DEFERRED if type(sys.modules.get(n)).__name__ == '_LazyModule')\n"
+        "print(','.join(lazy))\n"
+        "import scipy.stats\n"
+        "print(round(float(scipy.stats.entropy([0.5, 0.5], base=2)), 6))\n"
+        "print(type(sys.modules['scipy.stats']).__name__)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lazy, entropy, loaded_type = done.stdout.split()
+    assert lazy == "altair,scipy.stats"  # imported by GX, not executed
+    assert entropy == "1.0"  # the first use executes the module in full
+    assert loaded_type == "module"
