@@ -32,7 +32,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from refresh_bench import POLICY, SOURCE, mb, rate, timed  # noqa: E402
+from refresh_bench import POLICY, SOURCE, masking_label, mb, rate, timed  # noqa: E402
 
 MYSQL = ["mysql", "-h", "127.0.0.1", "-u", "root", "--batch"]
 URL = "mysql+pymysql://root@127.0.0.1:3306/{db}?charset=utf8mb4"
@@ -110,7 +110,7 @@ def child_extract(db: str, folder: str, mask_workers: str) -> dict:
     plan_ = pipeline.plan(source, f"bench_mysql_{mask_workers}")
     started = time.perf_counter()
     result = pipeline.extract_table(source, plan_, plan_["jobs"][0])
-    return {"rows": result["rows"], "seconds": time.perf_counter() - started, "mask_workers": result["mask_workers"],
+    return {"rows": result["rows"], "seconds": time.perf_counter() - started, "mask_workers": result["mask_processes"],
             "ru_maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
 
 
@@ -150,7 +150,7 @@ def main() -> int:
                      f"{rate(b['rows'], b['seconds'])} {b['rows'] / b['seconds'] / dump_rate:9.3f}x {mb(b['ru_maxrss'])}")
         for workers in ("1", "2"):
             c = run_child("_extract", db, str(root), workers)
-            label = f"(c) extract_table customers, {c['mask_workers']} masking process(es)"
+            label = f"(c) extract_table customers, {masking_label(c['mask_workers'])}"
             lines.append(f"{label:<52} {c['rows']:10,} {c['seconds']:8.1f} {rate(c['rows'], c['seconds'])} "
                          f"{c['rows'] / c['seconds'] / dump_rate:9.3f}x {mb(c['ru_maxrss'])}")
     finally:

@@ -188,7 +188,7 @@ def child_extract(db: str, folder: str, mask_workers: str) -> dict:
         "bytes": sum(f["bytes"] for r in results for f in r["files"]),
         "ru_maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         "workers_maxrss": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024,
-        "mask_workers": max(r["mask_workers"] for r in results),
+        "mask_workers": max(r["mask_processes"] for r in results),
     }
 
 
@@ -417,6 +417,10 @@ def write_refresh_config(root: Path, db: str, batch_rows: int) -> None:
         """))
 
 
+def masking_label(processes: int) -> str:
+    return f"{processes} masking process(es)" if processes else "masked in the task process"
+
+
 def mb(size: int) -> str:
     return f"{size / 2**20:,.0f} MB".rjust(9) if size else f"{'-':>9}"
 
@@ -462,7 +466,7 @@ def main() -> int:
         for workers in ("1", "2"):
             b = run_child("_extract", db, str(root), workers)
             ratio_b = b["rows"] / b["extract_seconds"] / dump_rate_c
-            label = f"(b) extract_table customers, {b['mask_workers']} masking process(es)"
+            label = f"(b) extract_table customers, {masking_label(b['mask_workers'])}"
             lines.append(f"{label:<52} {b['rows']:10,} {b['extract_seconds']:8.1f} "
                          f"{rate(b['rows'], b['extract_seconds'])} {ratio_b:9.3f}x {mb(b['ru_maxrss'])}")
             lines.append(f"{'    plan (reflect + policy check), not in (b)':<52} {'':>10} {b['plan_seconds']:8.1f}")

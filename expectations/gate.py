@@ -588,7 +588,7 @@ class _TableValidation:
                 log.warning("referenced table %s is not published; every key referring to it dangles", ref)
                 referenced = key_sets[(ref, ref_cols)] = self.spilled.new_set()
             parts = range(self.spilled.partitions)
-            dangling = sum(int((~spill.member(hashed.values(p), referenced.sorted_unique(p))).sum()) for p in parts)
+            dangling = sum(spill.count_missing(hashed.values(p), referenced.sorted_unique(p)) for p in parts)
             self.checks.set(self.table.name, ",".join(cols), f"{FOREIGN_KEY}:{ref}", dangling, hashed.count)
 
 

@@ -66,7 +66,7 @@ def test_two_worker_processes_publish_the_same_rows_fingerprints_and_counts_as_o
     one, table_one, fps_one = _extract(source, 1, tmp_path)
     two, table_two, fps_two = _extract(source, 2, tmp_path)
 
-    assert (one["mask_workers"], two["mask_workers"]) == (1, 2)
+    assert (one["mask_processes"], two["mask_processes"]) == (0, 2)  # mask_workers: 1 means none
     assert one["rows"] == two["rows"] == ROWS
     assert table_two.equals(table_one)
     assert fps_two.keys() == fps_one.keys() and "identifiers.u64" in fps_one
@@ -102,4 +102,4 @@ def test_a_table_masked_only_by_cheap_transforms_stays_in_the_task_process(sourc
     )
     cheap, table, _ = _extract(source, 2, tmp_path)
 
-    assert cheap["mask_workers"] == 1 and cheap["rows"] == table.num_rows == ROWS
+    assert cheap["mask_processes"] == 0 and cheap["rows"] == table.num_rows == ROWS

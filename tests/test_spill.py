@@ -57,10 +57,28 @@ def test_duplicates_and_joins_per_partition_equal_the_whole_array_answers(tmp_pa
     kids.add(children)
 
     duplicates = sum(spill.duplicate_rows(parents.values(p)) for p in range(16))
-    dangling = sum(int((~spill.member(kids.values(p), parents.sorted_unique(p))).sum()) for p in range(16))
+    dangling = sum(spill.count_missing(kids.values(p), parents.sorted_unique(p)) for p in range(16))
 
     assert duplicates == spill.duplicate_rows(values) == 600
     assert dangling == int((~np.isin(children, values)).sum()) == 25
+
+
+@pytest.mark.parametrize("hits", [0, 1, 7, 3000, 10_000])
+def test_membership_and_missing_counts_equal_numpy_isin(hits):
+    """No hit, a few (the gate's probes), and all of them (foreign keys), with repeats."""
+    known = random_u64(5000)
+    values = random_u64(10_000)
+    values[:hits] = known[np.arange(hits) % 40]  # repeated hits
+    RNG.shuffle(values)
+    expected = np.isin(values, known)
+    ordered_set = spill.sorted_unique(known)
+
+    np.testing.assert_array_equal(spill.member(values, ordered_set), expected)
+    assert spill.count_missing(values, ordered_set) == int((~expected).sum()) == values.size - hits
+    assert not spill.member(values, known[:0]).any()
+    assert spill.member(values[:0], ordered_set).size == 0
+    assert spill.count_missing(values, known[:0]) == values.size
+    assert spill.count_missing(values[:0], ordered_set) == 0
 
 
 def test_bloom_filter_has_no_false_negatives_and_few_false_positives():

@@ -23,7 +23,7 @@ import numpy as np
 from cleanroom import snapshot
 from cleanroom.bucket import Bucket, HashingWriter
 from cleanroom.config import SourceConfig
-from cleanroom.masker import BatchMasker, MaskedBatch, mask_stream
+from cleanroom.masker import BatchMasker, MaskedBatch, mask_stream, masking_processes
 from cleanroom.memory import use_returning_allocator
 from masking import policy as P
 from masking import schema as S
@@ -239,7 +239,8 @@ def extract_all(source: SourceConfig, plan_: dict[str, Any]) -> list[dict[str, A
     On PostgreSQL the jobs run on ``source.workers`` threads whose connections share an
     exported snapshot; elsewhere they run one after another in one transaction. The readers
     share ``source.mask_workers`` between them: each masks with its part of them, so parallel
-    readers do not multiply the masking processes beyond what was asked for.
+    readers do not multiply the masking processes beyond what was asked for (see
+    :func:`~cleanroom.masker.masking_processes`).
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -249,11 +250,11 @@ def extract_all(source: SourceConfig, plan_: dict[str, Any]) -> list[dict[str, A
     try:
         with snapshot_session(engine) as session:
             readers = source.workers if session.parallel and source.workers > 1 and len(plan_["jobs"]) > 1 else 1
-            mask_workers = max(1, source.mask_workers // readers)
+            mask_workers = source.mask_workers // readers  # 0 when fewer than readers: none
 
             def run(job):
                 with session.connection() as conn:
-                    return _extract(conn, source, plan_, job, mask_workers)
+                    return _extract(conn, source, plan_, job, mask_workers, shared_reader=readers > 1)
 
             if readers > 1:
                 with ThreadPoolExecutor(max_workers=readers, thread_name_prefix="extract") as pool:
@@ -268,13 +269,15 @@ def extract_all(source: SourceConfig, plan_: dict[str, Any]) -> list[dict[str, A
 
 
 def _extract(
-    conn, source: SourceConfig, plan_: dict[str, Any], job: dict[str, Any], mask_workers: int | None = None
+    conn, source: SourceConfig, plan_: dict[str, Any], job: dict[str, Any], mask_workers: int | None = None,
+    *, shared_reader: bool = False,
 ) -> dict[str, Any]:
     """Stream one table (or one key range of it) out of ``conn``, mask each batch, write Parquet.
 
     Raw values exist only in memory, one batch at a time. Keyed fingerprints of the
     originals go to the private work area for the validation gate. ``mask_workers`` caps the
-    masking processes (default: the source's ``mask_workers``).
+    masking processes (default: the source's ``mask_workers``); ``shared_reader`` says other
+    readers run in this process too.
     """
     from cleanroom import source as src
     from cleanroom.consistency import chunk_where, combine_where
@@ -301,10 +304,10 @@ def _extract(
     stats: dict[str, dict[str, int]] = {}
     expected = src.count_rows(conn, table, where) if rule.action == P.MASK else 0
     out_schema = masker.output_schema(src.arrow_schema(table, columns))
-    # Worker processes pay their start-up and the round trip of every batch only where there
-    # is enough costly masking to share out; date shifts and partial masks stay here.
-    workers = mask_workers or source.mask_workers
-    workers = workers if expected >= 4 * source.batch_rows and masker.costly else 1
+    processes = masking_processes(
+        source.mask_workers if mask_workers is None else mask_workers, expected, source.batch_rows, masker,
+        shared_reader=shared_reader,
+    )
     try:
         with bucket.open_write(object_key) as raw:
             sink = HashingWriter(raw)
@@ -313,7 +316,7 @@ def _extract(
                     # closing(): a failure while masking must end the COPY before the rollback.
                     batches = contextlib.closing(src.stream_batches(conn, table, columns, source.batch_rows, where))
                     with batches as stream:
-                        for masked in mask_stream(stream, masker, workers):
+                        for masked in mask_stream(stream, masker, processes):
                             recorded.write(masked)
                             writer.write(masked.batch)
                             rows += masked.batch.num_rows
@@ -326,8 +329,9 @@ def _extract(
 
     elapsed = time.perf_counter() - started
     log.info(
-        "extracted %s part %d: %d row(s) masked in %.2fs (%.0f rows/s, %d masking process(es)), %d bytes",
-        name, part, rows, elapsed, rows / elapsed if elapsed else 0, workers, sink.size,
+        "extracted %s part %d: %d row(s) masked in %.2fs (%.0f rows/s, %s), %d bytes",
+        name, part, rows, elapsed, rows / elapsed if elapsed else 0,
+        f"{processes} masking process(es)" if processes else "masked in the task process", sink.size,
     )
     return {
         "table": name,
@@ -343,7 +347,7 @@ def _extract(
         "files": [{"path": object_key, "sha256": sink.sha256.hexdigest(), "bytes": sink.size, "rows": rows}],
         "stats": stats,
         "seconds": round(elapsed, 3),
-        "mask_workers": workers,
+        "mask_processes": processes,  # 0: masked in the task's own process
         "consistency": "per-table" if "lo" not in job else "per-chunk",
     }
 
