@@ -47,7 +47,7 @@ def _table(rows: int) -> pa.Table:
 
 def main(rows: int = 1_000_000) -> None:
     logging.basicConfig(level=logging.WARNING)
-    from expectations import custom, gate
+    from expectations import findings, gate
 
     key = MaskingKey.demo()
     table = _table(rows)
@@ -77,8 +77,8 @@ def main(rows: int = 1_000_000) -> None:
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     print(
         f"validate_snapshot: {rows:,} rows x 6 text columns, {len(summary['checks'])} checks, "
-        f"passed={summary['passed']}, {elapsed:.1f} s wall, {cpu:.1f} s CPU; detector analyses={custom.stats['analysed']}, "
-        f"reused={custom.stats['reused']}"
+        f"passed={summary['passed']}, {elapsed:.1f} s wall, {cpu:.1f} s CPU; detector analyses={findings.stats['analysed']}, "
+        f"reused={findings.stats['reused']}"
     )
     for table_, column, check, count in gate.failures(summary):
         print("  failed:", table_, column, check, count)

@@ -30,6 +30,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,7 +40,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from expectations import spill
+from expectations import findings, spill
 from masking import detectors
 from masking.errors import CleanroomError
 from masking.keys import MaskingKey, fingerprints
@@ -139,34 +140,63 @@ def _gx():
     return gx, gxe, custom
 
 
-def build_suite(source: str, table: TableInput) -> ExpectationSuite:
-    """Build the GX suite for one published table from its policy columns.
+@dataclass(frozen=True)
+class PlannedExpectation:
+    """One expectation of a table's suite, as the gate plans it before GX is imported."""
+
+    check: str
+    column: str | None = None
+    kinds: tuple[str, ...] = ()
+    meta: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def checks(self) -> list[str]:
+        """The check names it reports (see :func:`_checks_of`)."""
+        return _checks_of(self.check, self.kinds)
+
+
+def plan_suite(table: TableInput) -> list[PlannedExpectation]:
+    """Return the expectations :func:`build_suite` makes for ``table``, without importing GX.
 
     Every string or JSON column gets one detector expectation over the kinds not in its
-    ``allow`` list, masked or kept. Each expectation's ``meta`` names the check and the
-    column's transform, never a value.
-
-    Uniqueness has no expectation here: GX can only see one chunk, and the table-wide check of
-    :func:`validate_snapshot` (spilled hashes) finds every duplicate a chunk holds and more. A
-    per-chunk expectation cost a pandas factorisation of each unique column and decided nothing.
+    ``allow`` list, masked or kept; the table gets a row-count expectation. Raises
+    :class:`SuiteError` for an allow list naming an unknown detector kind.
     """
-    gx, gxe, custom = _gx()
     unknown = sorted({k for c in table.columns for k in c.allow} - set(detectors.DETECTORS))
     if unknown:
         raise SuiteError(
             f"table {table.name}: allow lists name unknown detector kind(s) {', '.join(unknown)}; "
             f"known: {', '.join(sorted(detectors.DETECTORS))}"
         )
-
-    expectations = [gxe.ExpectTableRowCountToEqual(value=table.expected_rows, meta={"check": ROW_COUNT})]
+    planned = [PlannedExpectation(ROW_COUNT)]
     for column in table.columns:
         if column.transform == "drop":
             continue
-        meta = {"transform": column.transform, "logical": column.logical, "survivor_scope": column.survivor_scope}
-        kinds = [kind for kind in detectors.DETECTORS if kind not in column.allow]
+        kinds = tuple(kind for kind in detectors.DETECTORS if kind not in column.allow)
         if column.logical in PATTERN_LOGICAL and kinds:
+            meta = (("transform", column.transform), ("logical", column.logical), ("survivor_scope", column.survivor_scope))
+            planned.append(PlannedExpectation(DETECTOR_MATCHES, column.name, kinds, meta))
+    return planned
+
+
+def build_suite(source: str, table: TableInput) -> ExpectationSuite:
+    """Build the GX suite for one published table from its policy columns (:func:`plan_suite`).
+
+    Each expectation's ``meta`` names the check and the column's transform, never a value.
+
+    Uniqueness has no expectation here: GX can only see one chunk, and the table-wide check of
+    :func:`validate_snapshot` (spilled hashes) finds every duplicate a chunk holds and more. A
+    per-chunk expectation cost a pandas factorisation of each unique column and decided nothing.
+    """
+    planned = plan_suite(table)
+    gx, gxe, custom = _gx()
+    expectations = []
+    for each in planned:
+        if each.check == ROW_COUNT:
+            expectations.append(gxe.ExpectTableRowCountToEqual(value=table.expected_rows, meta={"check": ROW_COUNT}))
+        else:
             expectations.append(custom.ExpectColumnValuesToHoldNoDetectorMatches(
-                column=column.name, kinds=kinds, meta={**meta, "check": DETECTOR_MATCHES}
+                column=each.column, kinds=list(each.kinds), meta={**dict(each.meta), "check": each.check}
             ))
     return gx.ExpectationSuite(name=f"{source}.{table.name}", expectations=expectations, meta={"source": source})
 
@@ -199,9 +229,14 @@ def load_suite(path: Path) -> ExpectationSuite:
 
 
 class _Runner:
-    """One ephemeral GX context with a pandas data source and one reusable batch definition."""
+    """One ephemeral GX context with a pandas data source and one reusable batch definition.
 
-    _instance: _Runner | None = None
+    Importing GX takes seconds of one core, so :meth:`start` begins it on a thread of its own
+    and the gate reads and checks its first chunks meanwhile; :meth:`get` waits for it.
+    """
+
+    _started: Future | None = None
+    _start_lock = threading.Lock()
 
     def __init__(self) -> None:
         gx, _, _ = _gx()
@@ -221,10 +256,32 @@ class _Runner:
         self.lock = threading.Lock()
 
     @classmethod
+    def start(cls) -> Future:
+        """Begin building the one runner on a background thread, once per process."""
+        with cls._start_lock:
+            if cls._started is None:
+                future: Future = Future()
+
+                def build() -> None:
+                    try:
+                        future.set_result(cls())
+                    except BaseException as exc:  # handed to whoever waits in get()
+                        future.set_exception(exc)
+
+                threading.Thread(target=build, name="gate-gx-import", daemon=True).start()
+                cls._started = future
+            return cls._started
+
+    @classmethod
     def get(cls) -> _Runner:
-        if cls._instance is None:
-            cls._instance = cls()
-        return cls._instance
+        future = cls.start()
+        try:
+            return future.result()
+        except BaseException:
+            with cls._start_lock:
+                if cls._started is future:
+                    cls._started = None  # the next call tries again
+            raise
 
     def run(self, suite: ExpectationSuite, frame: pd.DataFrame):
         # One shared context and batch definition: table passes on other threads wait here.
@@ -293,7 +350,7 @@ def validate_snapshot(
         is the sum of GX's observed counts, compared here.
     """
     started = time.perf_counter()
-    runner = _Runner.get()
+    _Runner.start()  # GX imports on a thread of its own while the first chunks are read and checked
     checks = _Checks()
     for name in dropped:
         present = name in published_tables
@@ -310,14 +367,11 @@ def validate_snapshot(
         referenced = {(ref, tuple(ref_cols)) for _, _, ref, ref_cols in foreign_keys}
         passes = []
         for table in tables:
-            suite = build_suite(source, table)
-            if report_dir is not None:
-                path = Path(report_dir) / "suites" / f"{table.name}.json"
-                save_suite(suite, path)
-                load_suite(path)
+            planned = plan_suite(table)
+            suite_file = None if report_dir is None else Path(report_dir) / "suites" / f"{table.name}.json"
             fks = [(c, ref, tuple(ref_c)) for child, c, ref, ref_c in foreign_keys if child == table.name]
             keys_of = [cols for ref, cols in referenced if ref == table.name]
-            passes.append(_TableValidation(runner, suite, table, spilled, key, fks, keys_of, checks))
+            passes.append(_TableValidation(source, planned, suite_file, table, spilled, key, fks, keys_of, checks))
             passes[-1].declare()  # here, in table order, so the summary lists checks in that order
         _run_passes(passes)
         # Every table has been read, so every referenced key set is complete: a child table may
@@ -328,7 +382,7 @@ def validate_snapshot(
         for (table_name, column), rows in spilled.probes.hit_rows().items():
             checks.add(table_name, column, NO_ORIGINAL, len(rows), 0)
 
-    summary = _summary(checks, tables, runner.version)
+    summary = _summary(checks, tables, _Runner.get().version)
     log.info(
         "validated %d table(s) of %s in %.1f s: %d check(s), %d failed",
         len(tables), source, time.perf_counter() - started, len(summary["checks"]),
@@ -361,15 +415,19 @@ def _summary(checks: _Checks, tables: list[TableInput], version: str) -> dict:
 
 
 class _TableValidation:
-    """One pass over a published table: GX per chunk, then the numpy checks on the same chunk.
+    """One pass over a published table: the numpy checks per chunk, then GX on the same chunk.
+
+    The suite is built, and written to ``suite_file`` and loaded back, when GX first runs: until
+    then GX may still be importing on another thread, and the pass need not wait for it.
 
     The pass also collects the hashes of its key columns that foreign keys refer to
     (``key_sets``, by column tuple), so a parent table is read once; :meth:`check_foreign_keys`
     compares this table's foreign keys once every table has had its pass.
     """
 
-    def __init__(self, runner, suite, table, spilled, key, fks, keys_of, checks) -> None:
-        self.runner, self.suite, self.table = runner, suite, table
+    def __init__(self, source, planned, suite_file, table, spilled, key, fks, keys_of, checks) -> None:
+        self.source, self.planned, self.suite_file, self.table = source, planned, suite_file, table
+        self.suite: ExpectationSuite | None = None
         self.spilled, self.key, self.fks, self.checks = spilled, key, fks, checks
         self.columns = {c.name: c for c in table.columns if c.transform != "drop"}
         self.dropped_columns = {c.name for c in table.columns if c.transform == "drop"}
@@ -396,9 +454,7 @@ class _TableValidation:
         return self.table.expected_rows * (1 + len(self.text))
 
     def run(self) -> None:
-        from expectations import custom
-
-        searched = [e.column for e in self.suite.expectations if e.meta["check"] == DETECTOR_MATCHES]
+        searched = [e.column for e in self.planned if e.check == DETECTOR_MATCHES]
         for chunk in _chunks(self.table.batches(), CHUNK_ROWS):
             self._check_columns(chunk)
             frame = self._frame(chunk)
@@ -406,22 +462,32 @@ class _TableValidation:
             try:
                 for column in searched:
                     # The detector search, outside GX's lock; GX's metric reuses the findings.
-                    custom.findings_for(frame[column])
-                self._record_gx(self.runner.run(self.suite, frame), chunk.num_rows)
+                    findings.findings_for(frame[column])
                 self._survivors(chunk, frame, originals)
                 self._collect_keys(chunk)
+                self._record_gx(_Runner.get().run(self._gx_suite(), frame), chunk.num_rows)
             finally:
-                custom.clear_cache()  # findings hold matched text; drop them with the chunk
+                findings.clear_cache()  # findings hold matched text; drop them with the chunk
             self.offset += chunk.num_rows
+        self._gx_suite()  # built, written and loaded back also for a table without rows
         self._finish()
+
+    def _gx_suite(self) -> ExpectationSuite:
+        """The table's GX suite, built (and written, and loaded back) the first time it is needed."""
+        if self.suite is None:
+            suite = build_suite(self.source, self.table)
+            if self.suite_file is not None:
+                save_suite(suite, self.suite_file)
+                load_suite(self.suite_file)
+            self.suite = suite
+        return self.suite
 
     def declare(self) -> None:
         """Declare every check of the pass and open the original row fingerprints."""
         name = self.table.name
-        for expectation in self.suite.expectations:
-            column = getattr(expectation, "column", None)
-            for check in _checks_of(expectation.meta["check"], getattr(expectation, "kinds", ())):
-                self.checks.declare(name, column, check)
+        for expectation in self.planned:
+            for check in expectation.checks:
+                self.checks.declare(name, expectation.column, check)
         self.checks.declare(name, None, COLUMNS_DECLARED)
         for column in self.unique_hashes:
             self.checks.declare(name, column, UNIQUE)
@@ -484,27 +550,23 @@ class _TableValidation:
                 for each in _checks_of(check, config.kwargs.get("kinds", ())):
                     self.checks.add(self.table.name, column, each, rows, rows, passed=False)
             elif check == DETECTOR_MATCHES:
-                from expectations import custom
-
                 counts = outcome.result.get("observed_value") or {}
                 for kind in config.kwargs["kinds"]:
                     # A kind missing from the counts was not checked: fail closed.
                     found = counts.get(kind)
-                    self.checks.add(self.table.name, column, custom.check_name(kind), rows if found is None else found,
+                    self.checks.add(self.table.name, column, findings.check_name(kind), rows if found is None else found,
                                     rows, passed=None if found is not None else False)
             else:  # ROW_COUNT: build_suite makes no other expectation
                 self.gx_rows += int(outcome.result.get("observed_value") or 0)
 
     def _survivors(self, chunk: pa.Table, frame: pd.DataFrame, originals: dict[str, np.ndarray]) -> None:
-        from expectations import custom
-
         row_fps: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         probes = self.spilled.probes
         for column in self.text:
             if column.name not in chunk.column_names:
                 continue
             label = (self.table.name, column.name)
-            values = custom.as_arrow_strings(frame[column.name])
+            values = findings.as_arrow_strings(frame[column.name])
             fps, idx, valid = _encode_fingerprints(self.key, values)
             mine = _per_row(fps, idx, valid)
             row_fps[column.name] = (mine, valid)
@@ -517,7 +579,7 @@ class _TableValidation:
             picked = np.flatnonzero(rows)
             probes.ask(label, mine[picked], self.offset + picked)
             if column.logical in PATTERN_LOGICAL:
-                self._ask_tokens(label, [(row, token) for row, _, token in custom.findings_for(frame[column.name]).tokens])
+                self._ask_tokens(label, [(row, token) for row, _, token in findings.findings_for(frame[column.name]).tokens])
                 self._ask_tokens(label, self._digit_runs(values))
             self.checks.add(self.table.name, column.name, NO_ORIGINAL, 0, int(valid.sum()))
 
@@ -677,9 +739,7 @@ def _checks_of(check: str, kinds) -> list[str]:
     """The check names one expectation reports: ``no_<kind>`` per kind for detector expectations."""
     if check != DETECTOR_MATCHES:
         return [check]
-    from expectations import custom
-
-    return [custom.check_name(kind) for kind in kinds]
+    return [findings.check_name(kind) for kind in kinds]
 
 
 def _edits_inside(column: ColumnInput) -> bool:

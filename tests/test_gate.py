@@ -386,6 +386,52 @@ def test_detector_expectation_reports_one_check_per_kind_and_skips_allowed_kinds
     assert fired(summary) == set()
 
 
+def test_declared_checks_are_the_checks_the_built_suite_reports(tmp_path):
+    """The gate declares checks from plan_suite before GX is imported; the GX suite must agree."""
+    from expectations.gate import _checks_of, plan_suite
+
+    for table in (customers(), orders()):
+        suite = build_suite("shop", table)
+        from_suite = [(getattr(e, "column", None), check) for e in suite.expectations
+                      for check in _checks_of(e.meta["check"], getattr(e, "kinds", ()))]
+        planned = [(e.column, check) for e in plan_suite(table) for check in e.checks]
+        assert planned == from_suite and len(planned) > 1
+
+
+def test_a_table_without_rows_still_writes_and_reloads_its_suite(tmp_path):
+    empty = pa.table({"id": pa.array([], pa.int32()), "customer_id": pa.array([], pa.int32()),
+                      "reference": pa.array([], pa.string())})
+    table = replace(orders(), expected_rows=0, batches=_batches(empty))
+
+    summary = run([table], fks=[], report_dir=tmp_path)
+
+    assert summary["passed"] is True and summary["tables"]["orders"]["rows"] == 0
+    saved = json.loads((tmp_path / "suites" / "orders.json").read_text())
+    assert [e["type"] for e in saved["expectations"]] == [
+        "expect_table_row_count_to_equal", "expect_column_values_to_hold_no_detector_matches"]
+
+
+def test_an_unknown_allow_kind_fails_before_any_chunk_is_read():
+    def never_read():
+        raise AssertionError("the table was read before its suite was checked")
+
+    table = customers(columns=[ColumnInput("note", "string", "keep", False, None, allow=("emial",))])
+
+    with pytest.raises(SuiteError, match="emial"):
+        run([replace(table, batches=never_read)], fks=[])
+
+
+def test_findings_do_not_import_great_expectations():
+    """The gate searches chunks while GX imports on another thread: findings must not need GX."""
+    import subprocess
+    import sys
+
+    probe = "import sys\nfrom expectations import findings, gate\nprint('great_expectations' in sys.modules)\n"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["False"]
+
+
 def test_load_suite_raises_when_gx_drops_an_expectation(tmp_path):
     path = tmp_path / "s.json"
     save_suite(build_suite("shop", orders()), path)
@@ -476,7 +522,7 @@ def test_clean_snapshot_passes_over_many_partitions_and_leaves_no_spill(many_par
 
 
 def test_reserved_mask_agrees_with_is_reserved():
-    from expectations import custom
+    from expectations import findings
 
     values = {
         "email": ["a@example.com", "A.B@EXAMPLE.ORG", "x@mail.example.net", "x@example.com.evil.org", "x@notexample.com",
@@ -486,32 +532,32 @@ def test_reserved_mask_agrees_with_is_reserved():
         "ipv4": ["192.0.2.1", "198.51.100.255", "203.0.113.0", "192.0.2.01", "192.0.3.1", "10.0.0.1", "203.0.113.256"],
     }
     for kind, texts in values.items():
-        assert custom.reserved_mask(kind, pa.array(texts)).tolist() == [custom.is_reserved(kind, t) for t in texts], kind
+        assert findings.reserved_mask(kind, pa.array(texts)).tolist() == [findings.is_reserved(kind, t) for t in texts], kind
 
 
 def test_detector_counts_are_the_same_for_texts_judged_in_arrow_and_in_python():
-    from expectations import custom
+    from expectations import findings
     from masking import detectors
 
     texts = ["mail jane@x.org", "mail jane@example.com", "call +1-415-555-0100", "call +1-555-123-4567", "from 10.0.0.7",
              "from 192.0.2.7", "jane@x.org, +1-415-555-0100", "x@example.com, 198.51.100.2", None, "clean"] * 3
 
-    found = custom.analyse(pa.array(texts))
+    found = findings.analyse(pa.array(texts))
 
     expected: dict[str, set[int]] = {}
     for row, text, matches in detectors.find_all(pa.array(texts)):
         for m in matches:
-            if not custom.is_reserved(m.kind, text[m.start:m.end]):
+            if not findings.is_reserved(m.kind, text[m.start:m.end]):
                 expected.setdefault(m.kind, set()).add(row)
     assert {k: set(v.tolist()) for k, v in found.rows.items()} == expected
     assert sorted(found.tokens) == sorted(
         (row, m.kind, text[m.start:m.end]) for row, text, matches in detectors.find_all(pa.array(texts)) for m in matches
-        if not custom.is_reserved(m.kind, text[m.start:m.end])
+        if not findings.is_reserved(m.kind, text[m.start:m.end])
     )
 
 
 def test_mostly_distinct_columns_are_searched_row_by_row_with_the_findings_of_distinct_texts():
-    from expectations import custom
+    from expectations import findings
     from masking.transforms import mostly_distinct
 
     # 6,000 distinct texts, so the column is searched row by row; every 97th holds an email,
@@ -525,10 +571,10 @@ def test_mostly_distinct_columns_are_searched_row_by_row_with_the_findings_of_di
     array = pa.array(texts)
     halves = [array.slice(0, 3000), array.slice(3000)]  # each under the sample size: deduplicated
 
-    found = custom.analyse(array)
+    found = findings.analyse(array)
 
     assert mostly_distinct(array) and not any(mostly_distinct(h) for h in halves)
-    expected = [custom.analyse(half) for half in halves]
+    expected = [findings.analyse(half) for half in halves]
     for kind in ("email", "phone"):
         rows = np.concatenate([expected[0].rows.get(kind, []), np.asarray(expected[1].rows.get(kind, [])) + 3000])
         assert found.rows[kind].tolist() == rows.astype(np.int64).tolist()
@@ -540,11 +586,11 @@ def test_plain_fakes_are_found_by_reading_only_rows_with_an_at_sign_or_eleven_di
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    from expectations import custom
+    from expectations import findings
     from masking import detectors
 
     @settings(max_examples=200, deadline=None)
-    @given(st.from_regex(custom._PLAIN_FAKE, fullmatch=True))
+    @given(st.from_regex(findings._PLAIN_FAKE, fullmatch=True))
     def holds_what_the_search_needs(text):
         assert "@" in text or sum(c in "0123456789" for c in text) >= 11
 
@@ -553,9 +599,9 @@ def test_plain_fakes_are_found_by_reading_only_rows_with_an_at_sign_or_eleven_di
              "j@example.org", "x@real.test", "12345678901"] * 4
     values = pa.chunked_array([texts[:10], texts[10:]])
 
-    narrowed = detectors.rows_matching(values, custom._PLAIN_FAKE, min_digits=11, or_holding="@")
+    narrowed = detectors.rows_matching(values, findings._PLAIN_FAKE, min_digits=11, or_holding="@")
 
-    full = pa.compute.match_substring_regex(values.combine_chunks(), custom._PLAIN_FAKE).fill_null(False)
+    full = pa.compute.match_substring_regex(values.combine_chunks(), findings._PLAIN_FAKE).fill_null(False)
     assert narrowed.tolist() == full.to_pylist()
     assert sum(narrowed) == 16
 
