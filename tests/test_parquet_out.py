@@ -1,4 +1,4 @@
-"""The Parquet part writer: encodings chosen from the first batch, every value kept."""
+"""The Parquet part writer (encodings chosen from the first batch, every value kept) and reader."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import io
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from cleanroom.parquet_out import DICTIONARY_SAMPLE, PartWriter, encoding_options
+from cleanroom.parquet_out import DICTIONARY_SAMPLE, PartWriter, encoding_options, read_batches
 
 
 def _batch(rows: int, start: int = 0) -> pa.RecordBatch:
@@ -50,3 +50,34 @@ def test_a_part_with_no_rows_is_a_file_with_the_schema():
         pass
     table = pq.read_table(io.BytesIO(sink.getvalue()))
     assert table.num_rows == 0 and table.schema == schema
+
+
+def test_read_batches_holds_one_row_group_not_the_whole_file(tmp_path):
+    """The gate, the SQL artifact and restores read parts of any size in the same memory."""
+    import os
+
+    path = tmp_path / "part.parquet"
+    rows_per_group, groups = 20_000, 24
+    # Random text does not compress: the file is about as large as its data (~30 MB).
+    texts = pa.array([os.urandom(48).hex() for _ in range(rows_per_group)])
+    batch = pa.RecordBatch.from_arrays([texts], names=["note"])
+    with pq.ParquetWriter(path, batch.schema, compression="none") as writer:
+        for _ in range(groups):
+            writer.write_batch(batch, row_group_size=rows_per_group)
+    size = path.stat().st_size
+
+    def largest_allocation(batches) -> tuple[int, int]:
+        before, largest, rows = pa.total_allocated_bytes(), 0, 0
+        for each in batches:
+            rows += each.num_rows
+            largest = max(largest, pa.total_allocated_bytes() - before)
+            del each
+        return largest, rows
+
+    streamed, rows = largest_allocation(read_batches(path, rows_per_group))
+    assert rows == rows_per_group * groups
+    assert streamed < size / 4, (streamed, size)
+    # What pyarrow does by default (pre-buffering): the reason read_batches exists.
+    buffered, _ = largest_allocation(pq.ParquetFile(path).iter_batches(batch_size=rows_per_group))
+    assert buffered > size / 2, (buffered, size)
+

@@ -495,11 +495,11 @@ def _report_columns(schema: S.Schema, policy: P.Policy, by_table: dict[str, dict
 
 def _batch_reader(bucket: Bucket, files: list[dict[str, Any]]):
     def batches():
-        import pyarrow.parquet as pq
+        from cleanroom.parquet_out import read_batches
 
         for f in files:
             with bucket.open_read(f["path"]) as fh:
-                yield from pq.ParquetFile(fh).iter_batches(batch_size=100_000)
+                yield from read_batches(fh, 100_000)
 
     return batches
 

@@ -91,11 +91,10 @@ class TablePlan:
     rows: int
 
     def batches(self) -> Iterator[pa.RecordBatch]:
-        import pyarrow.parquet as pq
+        from cleanroom.parquet_out import read_batches
 
         for path in self.files:
-            with pq.ParquetFile(path) as reader:
-                yield from reader.iter_batches(batch_size=BATCH_ROWS)
+            yield from read_batches(path, BATCH_ROWS)
 
 
 @dataclass
