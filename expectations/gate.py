@@ -188,7 +188,11 @@ def build_suite(source: str, table: TableInput) -> ExpectationSuite:
     :func:`validate_snapshot` (spilled hashes) finds every duplicate a chunk holds and more. A
     per-chunk expectation cost a pandas factorisation of each unique column and decided nothing.
     """
-    planned = plan_suite(table)
+    return _suite_of(source, table, plan_suite(table))
+
+
+def _suite_of(source: str, table: TableInput, planned: list[PlannedExpectation]) -> ExpectationSuite:
+    """The GX suite holding the ``planned`` expectations of ``table``."""
     gx, gxe, custom = _gx()
     expectations = []
     for each in planned:
@@ -475,7 +479,7 @@ class _TableValidation:
     def _gx_suite(self) -> ExpectationSuite:
         """The table's GX suite, built (and written, and loaded back) the first time it is needed."""
         if self.suite is None:
-            suite = build_suite(self.source, self.table)
+            suite = _suite_of(self.source, self.table, self.planned)  # the checks declare() declared
             if self.suite_file is not None:
                 save_suite(suite, self.suite_file)
                 load_suite(self.suite_file)
